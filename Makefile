@@ -1,0 +1,42 @@
+# tiktok-gateway: `make run` starts the gateway, `make test` runs every check.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+CONFIG ?= gateway.toml
+PYTEST_ARGS ?=
+
+.PHONY: install run sandbox test lint typecheck pytest bench soak clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,postgres]'
+	touch $@
+
+run: install
+	$(BIN)/tiktok-gateway serve --config $(CONFIG) --init
+
+sandbox: install
+	$(BIN)/tiktok-gateway sandbox
+
+test: install lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check src tests
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench.run
+
+soak: install
+	TIKTOK_GATEWAY_SOAK=1 $(BIN)/pytest tests/acceptance -k "crash or outage" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

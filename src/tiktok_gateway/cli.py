@@ -1,0 +1,112 @@
+"""The `tiktok-gateway` command: parses arguments and calls the modules that do the work."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
+from .exceptions import ConfigError, InvalidEvent
+from .pipeline import TransformOptions
+from .tiktok import legacy
+from .transform import transform_batch
+
+app = typer.Typer(
+    help="Server-side tracking gateway for the TikTok Events API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help=f"Config file (default: ${CONFIG_ENV} or ./{DEFAULT_CONFIG_PATH})."),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def read_json(source: Path | None) -> Any:
+    """JSON from a file, or from stdin when no file is given; exit 2 with a clear message."""
+    try:
+        text = source.read_text() if source else sys.stdin.read()
+    except OSError as exc:
+        raise fail(f"cannot read {source}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = source or "stdin"
+        raise fail(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, "
+                   f"column {exc.colno}") from None
+
+
+def load_config(path: Path | None, *, required: bool = True) -> Settings | None:
+    chosen = path or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    if path is None and not chosen.exists() and not required:
+        return None
+    try:
+        return load_settings(chosen)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def transform(
+    pixel: Annotated[str | None, typer.Option("--pixel", help="Pixel code (event_source_id).")] = None,
+    test_event_code: Annotated[str | None, typer.Option("--test-event-code")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Default phone region, e.g. US.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Turn inbound events (stdin: one, a list, or {"events": [...]}) into 2.0 request bodies."""
+    settings = load_config(config, required=config is not None)
+    options, pixel_id = TransformOptions(), "PIXEL_CODE"
+    if settings and settings.destinations:
+        dest = settings.destinations[0]
+        options, pixel_id = dest.transform_options(settings.delivery), dest.pixel_id
+        test_event_code = test_event_code or dest.test_event_code or None
+    if region:
+        options = TransformOptions(**{**options.__dict__, "phone_region": region})
+    try:
+        result = transform_batch(read_json(None), options, pixel_id=pixel or pixel_id,
+                                 test_event_code=test_event_code)
+    except InvalidEvent as exc:
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    raise typer.Exit(2 if result["rejected"] else 0)
+
+
+@app.command()
+def check(
+    file: Annotated[Path | None, typer.Argument(help="Request body (default: stdin).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Lint an Events API 2.0 request body (or a legacy pixel/track or pixel/batch body)."""
+    report = legacy.lint_body(read_json(file))
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        from .reports import print_lint_report
+
+        print_lint_report(report, Console())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,209 @@
+"""Settings: one object from `gateway.toml`, validated at start with errors that name the line.
+
+Secrets (`access_token`, key `secret`, admin `password`) are written as `env:NAME`,
+`file:PATH` or a literal, resolved once at load, and held as `SecretStr` so that no repr,
+log line or page ever shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from .exceptions import ConfigError
+from .mapping import NameMapping
+from .pipeline import TransformOptions
+from .tiktok import schema
+
+DEFAULT_CONFIG_PATH = "gateway.toml"
+CONFIG_ENV = "TIKTOK_GATEWAY_CONFIG"
+
+
+def resolve_secret(reference: str, *, what: str) -> SecretStr | None:
+    """`env:NAME` / `file:PATH` / literal to a secret; None when the env var or file is absent."""
+    if reference.startswith("env:"):
+        value = os.environ.get(reference[4:])
+        return SecretStr(value) if value else None
+    if reference.startswith("file:"):
+        path = Path(reference[5:]).expanduser()
+        if not path.is_file():
+            return None
+        return SecretStr(path.read_text().strip()) or None
+    return SecretStr(reference) if reference else None
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Section):
+    url: str = "sqlite:///./data/gateway.db"
+    max_pending: int = Field(default=1_000_000, ge=1)
+    retention_days: float = Field(default=7, gt=0)
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
+            raise ValueError("must start with sqlite:///, postgresql:// or memory://")
+        return value
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    trusted_proxies: list[str] = Field(default_factory=list)
+    json_logs: bool = False
+
+
+class TikTokSettings(_Section):
+    base_url: str = schema.DEFAULT_BASE_URL
+    timeout: float = Field(default=10.0, gt=0)
+    rate_limit_qps: float = Field(default=1000.0, gt=0)
+    partner_name: str = "tiktok-gateway"
+
+
+class DeliverySettings(_Section):
+    batch_size: int = Field(default=1000, ge=1, le=schema.MAX_EVENTS_PER_REQUEST)
+    linger_ms: int = Field(default=200, ge=0)
+    workers: int = Field(default=2, ge=1)
+    lease_seconds: float = Field(default=60, gt=0)
+    retry_base_seconds: float = Field(default=1.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    max_event_age_days: float = Field(default=7, gt=0)
+    dedup_window_hours: float = Field(default=48, ge=0)
+
+
+class AdminSettings(_Section):
+    username: str = "admin"
+    password: str = ""
+
+
+class KeySettings(_Section):
+    name: str
+    secret: str
+    kind: Literal["server", "browser"] = "server"
+    allowed_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+
+
+class FilterSettings(_Section):
+    consent_category: str = "marketing"
+    require_consent: bool = False
+    allow_events: list[str] = Field(default_factory=list)
+    block_events: list[str] = Field(default_factory=list)
+    session_field: str = "user.external_id"
+    session_values: list[str] = Field(default_factory=list)
+
+
+class DestinationSettings(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    pixel_id: str = Field(min_length=1)
+    access_token: str = "env:TIKTOK_ACCESS_TOKEN"
+    test_event_code: str = ""
+    event_source: Literal["web", "app", "offline", "crm"] = "web"
+    purchase_event: Literal["CompletePayment", "Purchase"] = "CompletePayment"
+    lead_event: Literal["Lead", "SubmitForm"] = "Lead"
+    event_names: dict[str, str] = Field(default_factory=dict)
+    property_map: dict[str, str] = Field(default_factory=dict)
+    phone_region: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+    lowercase_external_id: bool = False
+    fill_client_context: bool = True
+    filters: FilterSettings = Field(default_factory=FilterSettings)
+
+    def transform_options(self, delivery: DeliverySettings) -> TransformOptions:
+        names = NameMapping(self.purchase_event, self.lead_event, dict(self.event_names))
+        return TransformOptions(
+            names=names,
+            phone_region=self.phone_region,
+            lowercase_external_id=self.lowercase_external_id,
+            property_map=dict(self.property_map),
+            max_age_seconds=int(delivery.max_event_age_days * 86400),
+        )
+
+
+class Settings(_Section):
+    """The whole configuration of one gateway process."""
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    tiktok: TikTokSettings = Field(default_factory=TikTokSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
+    keys: list[KeySettings] = Field(default_factory=list)
+    destinations: list[DestinationSettings] = Field(default_factory=list)
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique_names(cls, value: list[DestinationSettings]) -> list[DestinationSettings]:
+        names = [d.name for d in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"destination names must be unique: {', '.join(duplicates)}")
+        return value
+
+    def destination(self, name: str) -> DestinationSettings:
+        for dest in self.destinations:
+            if dest.name == name:
+                return dest
+        raise ConfigError(f"no destination named {name!r}")
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a config file; raise ConfigError naming the file, line and field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return settings_from_dict(data, source=str(path), text=text)
+
+
+def settings_from_dict(data: dict[str, Any], *, source: str = "config", text: str = "") -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = [str(p) for p in error["loc"]]
+            where = f"{source}:{locate_line(text, loc)}" if text else source
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {'.'.join(loc)}: {message}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def locate_line(text: str, loc: list[str]) -> int:
+    """The line of a TOML file where the value at `loc` (e.g. destinations.1.pixel_id) sits."""
+    table, index, key = _split_loc(loc)
+    header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*$") if table else None
+    seen, in_table, best = -1, header is None, 1
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header and header.match(line):
+            seen += 1
+            in_table = index is None or seen == index
+            best = number if in_table else best
+            continue
+        if line.lstrip().startswith("[") and header:
+            in_table = in_table and line.strip().startswith(f"[{table}.")
+        if in_table and key and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return number
+    return best
+
+
+def _split_loc(loc: list[str]) -> tuple[str, int | None, str | None]:
+    if not loc:
+        return "", None, None
+    table, rest = loc[0], loc[1:]
+    index = int(rest.pop(0)) if rest and rest[0].isdigit() else None
+    return table, index, (rest[-1] if rest else None)

@@ -1,0 +1,121 @@
+"""Every error tiktok-gateway raises, in one tree.
+
+* GatewayError          base; catch-all for users
+  * ConfigError         raised at startup, never while running
+  * InvalidEvent        an inbound event failed validation (ingest answers 4xx); .errors
+  * OutboxError         the store failed; the driver's error is kept as __cause__
+  * DeliveryError       talking to TikTok failed; .retryable says whether to try again
+    * TransportError    timeout or network failure, or a 5xx page; retryable
+    * RateLimited       HTTP 429 or TikTok code 40100; retryable; .retry_after
+    * APIError          TikTok answered with a non-zero code; .code, .message, .request_id
+      * RejectedRequest auth or payload problems; not retryable
+* DropEvent             pipeline control flow, deliberately outside the tree
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field: `field` is a dotted path such as `user.email`."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class GatewayError(Exception):
+    """tiktok-gateway failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ConfigError(GatewayError):
+    """The configuration is invalid."""
+
+
+class InvalidEvent(GatewayError):
+    """The event is invalid."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
+
+
+class OutboxError(GatewayError):
+    """The outbox store failed."""
+
+
+class DeliveryError(GatewayError):
+    """Sending events to TikTok failed."""
+
+    retryable = False
+
+
+class TransportError(DeliveryError):
+    """TikTok could not be reached, timed out, or answered with a server error."""
+
+    retryable = True
+
+    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class APIError(DeliveryError):
+    """TikTok answered with a non-zero code."""
+
+    retryable = True
+
+    def __init__(self, code: int, message: str, request_id: str | None = None) -> None:
+        super().__init__(f"TikTok code {code}: {message}")
+        self.code = code
+        self.tiktok_message = message
+        self.request_id = request_id
+
+
+class RateLimited(APIError):
+    """TikTok throttled the request (HTTP 429 or code 40100)."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        request_id: str | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(code, message, request_id)
+        self.retry_after = retry_after
+
+
+class RejectedRequest(APIError):
+    """TikTok rejected the request for good: fix the token, pixel or payload first."""
+
+    retryable = False
+
+
+class DropEvent(BaseException):  # noqa: N818 - a signal, named like structlog's
+    """Drop the event being processed.
+
+    Derives from BaseException because dropping is control flow, not an error.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

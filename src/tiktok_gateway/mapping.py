@@ -1,0 +1,102 @@
+"""Client event names and parameters to TikTok's, and the deterministic event_id.
+
+The built-in table covers GA4 e-commerce names, Segment's spec names and TikTok's own
+names in any case. A destination can override any entry and choose `Purchase` or the
+older `CompletePayment` for a completed order, `Lead` or `SubmitForm` for a lead.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from .tiktok import schema
+
+PURCHASE = "<purchase>"  # resolved per destination: CompletePayment (default) or Purchase
+LEAD = "<lead>"  # resolved per destination: Lead (default) or SubmitForm
+
+BUILTIN_NAMES: dict[str, str] = {
+    # TikTok's own names written in another case; the client-name entries below win
+    # ("purchase" is GA4's name, so it follows the destination's purchase_event).
+    **{name.lower(): name for name in schema.STANDARD_EVENTS},
+    # GA4 recommended events
+    "purchase": PURCHASE,
+    "view_item": "ViewContent",
+    "add_to_cart": "AddToCart",
+    "add_to_wishlist": "AddToWishlist",
+    "begin_checkout": "InitiateCheckout",
+    "add_payment_info": "AddPaymentInfo",
+    "search": "Search",
+    "view_search_results": "Search",
+    "sign_up": "CompleteRegistration",
+    "complete_registration": "CompleteRegistration",
+    "generate_lead": LEAD,
+    "subscribe": "Subscribe",
+    "contact": "Contact",
+    "file_download": "Download",
+    "download": "Download",
+    "click": "ClickButton",
+    "find_location": "FindLocation",
+    "submit_application": "SubmitApplication",
+    "start_trial": "StartTrial",
+    "schedule": "Schedule",
+    "customize_product": "CustomizeProduct",
+    "place_order": "PlaceAnOrder",
+    # Segment e-commerce spec, after normalisation ("Order Completed" -> order_completed)
+    "order_completed": PURCHASE,
+    "checkout_step_completed": PURCHASE,
+    "order_placed": "PlaceAnOrder",
+    "product_viewed": "ViewContent",
+    "product_added": "AddToCart",
+    "product_added_to_wishlist": "AddToWishlist",
+    "checkout_started": "InitiateCheckout",
+    "payment_info_entered": "AddPaymentInfo",
+    "products_searched": "Search",
+    "signed_up": "CompleteRegistration",
+    "form_submitted": LEAD,
+    "product_clicked": "ClickButton",
+    "subscription_created": "Subscribe",
+    "callback_started": "Contact",
+}
+
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+def normalise_name(name: str) -> str:
+    """`Order Completed` and `order-completed` both become `order_completed`."""
+    return _SEPARATORS.sub("_", name.strip()).lower()
+
+
+@dataclass(frozen=True)
+class NameMapping:
+    """How one destination names events on TikTok."""
+
+    purchase_event: str = "CompletePayment"
+    lead_event: str = "Lead"
+    overrides: dict[str, str] = field(default_factory=dict)
+    _overrides: dict[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        normalised = {normalise_name(k): v for k, v in self.overrides.items()}
+        object.__setattr__(self, "_overrides", normalised)
+
+    def tiktok_name(self, client_name: str) -> tuple[str, bool]:
+        """TikTok's name for a client event name, and whether it is a known (non-custom) name."""
+        if client_name in schema.STANDARD_EVENTS:
+            return client_name, True
+        key = normalise_name(client_name)
+        target = self._overrides.get(key) or BUILTIN_NAMES.get(key)
+        if target is None:
+            return client_name, False
+        resolved = {PURCHASE: self.purchase_event, LEAD: self.lead_event}.get(target, target)
+        return resolved, resolved in schema.STANDARD_EVENTS or key in self._overrides
+
+
+def deterministic_event_id(order_id: str, tiktok_name: str) -> str:
+    """`<order_id>_<TikTokEventName>`: the id a pixel can compute for the same order."""
+    return f"{order_id}_{tiktok_name}"
+
+
+def random_event_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,49 @@
+"""Many inbound events to 2.0 request bodies, with per-event verdicts.
+
+Used by `tiktok-gateway transform`; `split_events` also reads ingest bodies.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .exceptions import FieldError, InvalidEvent
+from .pipeline import TransformOptions, Transformed, build_requests, transform
+
+
+def split_events(payload: Any) -> list[Any]:
+    """One event, a JSON list of events, or `{"events": [...]}`, as a list."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict) and isinstance(payload.get("events"), list):
+        return list(payload["events"])
+    if isinstance(payload, dict) and "events" in payload:
+        raise InvalidEvent([FieldError("events", "must be a list of events")])
+    return [payload]
+
+
+def transform_batch(
+    payload: Any,
+    options: TransformOptions,
+    *,
+    pixel_id: str,
+    test_event_code: str | None = None,
+    partner_name: str | None = "tiktok-gateway",
+) -> dict[str, Any]:
+    """`{"requests": [...], "rejected": [...], "warnings": [...]}` for a payload of events."""
+    now = time.time()
+    accepted: list[Transformed] = []
+    rejected: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
+    for index, raw in enumerate(split_events(payload)):
+        try:
+            item = transform(raw, options, now=now)
+        except InvalidEvent as exc:
+            rejected.append({"index": index, "errors": [e.as_dict() for e in exc.errors]})
+            continue
+        accepted.append(item)
+        warnings.extend({"index": index, **w.as_dict()} for w in item.warnings)
+    requests = build_requests(accepted, pixel_id, test_event_code=test_event_code,
+                              partner_name=partner_name)
+    return {"requests": requests, "rejected": rejected, "warnings": warnings}
