@@ -102,6 +102,66 @@ def check(
     raise typer.Exit(0 if report.ok else 1)
 
 
+def parse_tokens(pairs: list[str]) -> dict[str, set[str]]:
+    tokens: dict[str, set[str]] = {}
+    for pair in pairs:
+        pixel, sep, token = pair.partition("=")
+        if not sep or not pixel or not token:
+            raise fail(f"--token takes PIXEL=TOKEN, got {pair.split('=')[0]!r}=...")
+        tokens.setdefault(pixel, set()).add(token)
+    return tokens
+
+
+def tokens_from_config(settings: Settings) -> dict[str, set[str]]:
+    """The sandbox accepts the tokens a gateway config would send, for each pixel."""
+    from .config import resolve_secret
+
+    tokens: dict[str, set[str]] = {}
+    for dest in settings.destinations:
+        secret = resolve_secret(dest.access_token, what=f"{dest.name} access_token")
+        if secret:
+            tokens.setdefault(dest.pixel_id, set()).add(secret.get_secret_value())
+    return tokens
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 9400,
+    token: Annotated[list[str] | None, typer.Option(
+        "--token", help="PIXEL=TOKEN that may send to PIXEL; repeatable. None: any token.")] = None,
+    strict: Annotated[bool, typer.Option(help="Answer 40002 for what TikTok drops.")] = False,
+    latency_ms: Annotated[int, typer.Option(help="Added latency per request.")] = 0,
+    error_rate: Annotated[float, typer.Option(help="Share of requests answered 5xx.")] = 0.0,
+    rate_limit: Annotated[float, typer.Option(help="Answer 40100 above this QPS (0: none).")] = 0,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="Accept the access tokens of this gateway config's destinations.")] = None,
+) -> None:
+    """Run a local TikTok Events API with a Test Events page and fault injection."""
+    import asyncio
+
+    from .sandbox import Faults, create_sandbox
+    from .serving import serve
+
+    tokens = parse_tokens(token or [])
+    if config:
+        settings = load_config(config)
+        assert settings is not None
+        for pixel, values in tokens_from_config(settings).items():
+            tokens.setdefault(pixel, set()).update(values)
+    faults = Faults(latency_ms=latency_ms, error_rate=error_rate, rate_limit_qps=rate_limit)
+    app_ = create_sandbox(tokens, strict=strict, faults=faults)
+
+    def announce(url: str) -> None:
+        mode = f"{len(tokens)} pixel(s) with tokens" if tokens else "any access token accepted"
+        typer.echo(f"TikTok sandbox listening on {url} ({mode}{', strict' if strict else ''})")
+        typer.echo(f"  Events API:  POST {url}/open_api/v1.3/event/track/")
+        typer.echo(f"  Test Events: {url}/")
+        sys.stdout.flush()
+
+    asyncio.run(serve(app_, host, port, announce))
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

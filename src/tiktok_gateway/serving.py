@@ -1,0 +1,36 @@
+"""Run an ASGI app under uvicorn and announce its URL once the socket is bound."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def bound_url(server: uvicorn.Server, host: str) -> str:
+    port = server.servers[0].sockets[0].getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], None],
+                *, log_level: str = "warning", access_log: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; `on_start(url)` runs once the port is open (port 0 works)."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            access_log=access_log, lifespan="on", timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+
+    async def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.02)
+        on_start(bound_url(server, host))
+
+    task = asyncio.create_task(announce())
+    try:
+        await server.serve()
+    finally:
+        task.cancel()
