@@ -16,7 +16,7 @@ from .exceptions import (
 )
 from .identity import hash_email, hash_external_id, hash_phone
 from .mapping import NameMapping
-from .pipeline import Route, TransformOptions, Transformed, build_requests, transform
+from .pipeline import Route, Transformed, TransformOptions, build_requests, transform
 from .tiktok.client import Delivery, TikTokClient
 from .tiktok.lint import LintReport, lint_request
 

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from .exceptions import FieldError, InvalidEvent
-from .pipeline import TransformOptions, Transformed, build_requests, transform
+from .pipeline import Transformed, TransformOptions, build_requests, transform
 
 
 def split_events(payload: Any) -> list[Any]:

@@ -151,6 +151,13 @@ class SandboxState:
             self.counters = Counters()
 
 
+def _has_value(value: Any) -> bool:
+    """A dropped list item is None; a field counts only when something survives."""
+    if isinstance(value, list):
+        return any(value)
+    return bool(value)
+
+
 def _received(seq: int, verdict: EventVerdict, request_id: str, endpoint: str, source: str,
               source_id: str, test_code: str | None, now: float) -> ReceivedEvent:
     parsed = verdict.parsed
@@ -163,7 +170,7 @@ def _received(seq: int, verdict: EventVerdict, request_id: str, endpoint: str, s
         event=parsed.get("event"), event_id=parsed.get("event_id"),
         event_time=parsed.get("event_time"), value=props.get("value"),
         currency=props.get("currency"),
-        hashed_fields=[k for k in schema.HASHED_USER_FIELDS if user.get(k)],
+        hashed_fields=[k for k in schema.HASHED_USER_FIELDS if _has_value(user.get(k))],
         plain_fields=[k for k in schema.PLAIN_USER_FIELDS if user.get(k)],
         dropped=[d.as_dict() for d in verdict.dropped],
         warnings=[w.as_dict() for w in verdict.warnings],

@@ -131,6 +131,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _one_of(value: Any, allowed: frozenset[str]) -> bool:
+    return isinstance(value, str) and value in allowed
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -180,7 +184,7 @@ def _lint_request_fields(body: dict[str, Any], report: LintReport) -> None:
     source = body.get("event_source")
     if source is None:
         errors.append(FieldError("event_source", "required: one of app, crm, offline, web"))
-    elif source not in schema.EVENT_SOURCES:
+    elif not isinstance(source, str) or source not in schema.EVENT_SOURCES:
         errors.append(FieldError("event_source", f"{source!r} is not one of app, crm, offline, web"))
     source_id = body.get("event_source_id")
     if not isinstance(source_id, str) or not source_id:
@@ -298,7 +302,7 @@ def _lint_user(user: dict[str, Any], out: _Collector) -> None:
             out.warn(f"user.{key}", "looks hashed: send it exactly as read, never hashed")
     if "ip" in user:
         _lint_ip(user["ip"], out)
-    if "att_status" in user and user["att_status"] not in ATT_STATUSES:
+    if "att_status" in user and not _one_of(user["att_status"], ATT_STATUSES):
         out.drop("user.att_status", "must be one of " + ", ".join(sorted(ATT_STATUSES)))
     for key in schema.UNCONFIRMED_USER_FIELDS:
         if key in user:
@@ -354,7 +358,7 @@ def _lint_properties(props: dict[str, Any], out: _Collector) -> None:
     _lint_value(props, out)
     if "currency" in props and not is_currency(props["currency"]):
         out.drop("properties.currency", f"{props['currency']!r} is not an upper-case ISO 4217 code")
-    if "content_type" in props and props["content_type"] not in schema.CONTENT_TYPES:
+    if "content_type" in props and not _one_of(props["content_type"], schema.CONTENT_TYPES):
         out.drop("properties.content_type", "must be product or product_group")
     for key in ("order_id", "shop_id"):
         if key in props and not isinstance(props[key], str):
@@ -431,5 +435,5 @@ def _lint_value_advice(event: dict[str, Any], out: _Collector) -> None:
         out.warn("properties.currency", "value without currency: TikTok cannot use the value")
     elif has_currency and not has_value and "value" not in props:
         out.warn("properties.value", "currency without value")
-    elif event.get("event") in schema.VALUE_EVENTS and not has_value and "value" not in props:
+    elif _one_of(event.get("event"), schema.VALUE_EVENTS) and not has_value and "value" not in props:
         out.warn("properties.value", "recommended for this event: value and currency")

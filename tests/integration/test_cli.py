@@ -1,0 +1,103 @@
+"""The `transform` and `check` commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tiktok_gateway.testing import sample_event
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+CLI = [sys.executable, "-m", "tiktok_gateway"]
+
+
+def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def test_transform_prints_requests_and_exits_0() -> None:
+    """A valid event becomes one 2.0 request; exit 0."""
+    result = run("transform", "--pixel", "C0EXAMPLE0PIXEL00001", stdin=json.dumps(sample_event()))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out) == {"requests", "rejected", "warnings"}
+    [request] = out["requests"]
+    assert request["event_source_id"] == "C0EXAMPLE0PIXEL00001"
+    assert request["data"][0]["event"] == "CompletePayment"
+    assert "alice" not in result.stdout.lower()
+
+
+def test_transform_reports_rejections_with_exit_2() -> None:
+    """A batch with a bad event names index and field, and exits 2."""
+    events = {"events": [sample_event(), {"event": "purchase", "properties": {"currency": "ZZZ"}}]}
+    result = run("transform", "--test-event-code", "TEST1", stdin=json.dumps(events))
+    assert result.returncode == 2
+    out = json.loads(result.stdout)
+    assert out["rejected"] == [{"index": 1, "errors": [
+        {"field": "properties.currency",
+         "message": "'ZZZ' is not an ISO 4217 currency code (e.g. USD, EUR)"}]}]
+    assert out["requests"][0]["test_event_code"] == "TEST1"
+
+
+def test_transform_region_option() -> None:
+    """--region lets national phone numbers through; without it they are dropped."""
+    event = sample_event(user={"phone": "(213) 373-4253"})
+    without = json.loads(run("transform", stdin=json.dumps(event)).stdout)
+    with_region = json.loads(run("transform", "--region", "US", stdin=json.dumps(event)).stdout)
+    assert "user" not in without["requests"][0]["data"][0]
+    assert without["warnings"][0]["field"] == "user.phone"
+    assert with_region["requests"][0]["data"][0]["user"]["phone"]
+
+
+def test_transform_uses_config(tmp_path: Path) -> None:
+    """--config takes the first destination's pixel, names and region."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[destinations]]\nname = "shop"\npixel_id = "C0EXAMPLE0PIXEL00009"\n'
+                      'purchase_event = "Purchase"\nphone_region = "US"\n')
+    out = json.loads(run("transform", "--config", str(config),
+                         stdin=json.dumps(sample_event())).stdout)
+    assert out["requests"][0]["event_source_id"] == "C0EXAMPLE0PIXEL00009"
+    assert out["requests"][0]["data"][0]["event"] == "Purchase"
+
+
+def test_malformed_json_is_a_clear_error() -> None:
+    """Broken JSON exits 2 and says where."""
+    result = run("transform", stdin='{"event": ')
+    assert result.returncode == 2
+    assert "not valid JSON" in result.stderr and result.stdout == ""
+
+
+def check_json(body: Any) -> tuple[int, dict[str, Any]]:
+    result = run("check", "--json", stdin=json.dumps(body))
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_check_passes_shared_examples() -> None:
+    """Example bodies A, B and C pass check, exit 0."""
+    for path in sorted(EXAMPLES.glob("example-*.json")):
+        result = run("check", str(path))
+        assert result.returncode == 0, (path, result.stdout)
+
+
+def test_check_json_for_a_broken_body() -> None:
+    """A broken body exits 1 and the JSON names each field."""
+    body = json.loads((EXAMPLES / "example-a-web-purchase.json").read_text())
+    body["data"][0]["event_id"] = 7
+    body["data"][0]["user"]["email"] = ["alice@example.com"]
+    code, report = check_json(body)
+    assert code == 1 and report["ok"] is False
+    event = report["events"][0]
+    assert event["errors"] == [{"field": "data.0.event_id", "message": "Not a valid string"}]
+    assert event["dropped"][0]["field"] == "data.0.user.email.0"
+
+
+def test_check_readable_report() -> None:
+    """Without --json, check prints a table naming the field and the verdict."""
+    body = json.loads((EXAMPLES / "example-a-web-purchase.json").read_text())
+    body["data"][0]["properties"]["currency"] = "dollars"
+    result = run("check", stdin=json.dumps(body))
+    assert result.returncode == 0
+    assert "dropped" in result.stdout and "data.0.properties.currency" in result.stdout

@@ -1,0 +1,96 @@
+"""Normalising and hashing customer data the way TikTok expects."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tiktok_gateway.identity import hash_email, hash_external_id, hash_phone, normalise_phone
+
+# TikTok's own worked examples (shared/tiktok-events-api.md, section 6).
+TIKTOK_EMAIL_HASH = "848a771458438fc2ec420560d769fb9b9b86851ee338ec56517baabd79d3bb4f"
+TIKTOK_PHONE_HASH = "9f7ec22d72092cd3c0b58726ed9c2d91b92e51a3f29837508fb2948bb22dd2fd"
+TIKTOK_EXTERNAL_ID_HASH = "80fba0ae1c48e3978e43e4efc365e14e12ea0c830ba8ba5b9a2dafc7e3f2ab8b"
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def test_email_matches_tiktok_worked_example() -> None:
+    """An email is trimmed and lower-cased before hashing, as in TikTok's example."""
+    assert hash_email(" ALICE_abc@gmail.com ").value == TIKTOK_EMAIL_HASH
+
+
+def test_phone_matches_tiktok_worked_example() -> None:
+    """A phone is hashed in E.164 with the leading +, as in TikTok's example."""
+    assert hash_phone("(+1)2133734253").value == TIKTOK_PHONE_HASH
+
+
+def test_external_id_matches_tiktok_worked_example() -> None:
+    """An external_id is hashed as-is after trimming, as in TikTok's example."""
+    assert hash_external_id(" user_123 ").value == TIKTOK_EXTERNAL_ID_HASH
+
+
+def test_external_id_can_be_lowercased() -> None:
+    """The lowercase option hashes the lower-cased id."""
+    expected = hashlib.sha256(b"user_abc").hexdigest()
+    assert hash_external_id("USER_ABC", lowercase=True).value == expected
+    assert hash_external_id("USER_ABC").value != expected
+
+
+def test_already_hashed_values_pass_through_lowercased() -> None:
+    """A 64-hex value is not hashed twice, only lower-cased."""
+    upper = TIKTOK_EMAIL_HASH.upper()
+    assert hash_email(upper).value == TIKTOK_EMAIL_HASH
+    assert hash_phone(upper).value == TIKTOK_EMAIL_HASH
+    assert hash_external_id(upper).value == TIKTOK_EMAIL_HASH
+
+
+def test_invalid_email_is_dropped_with_a_reason() -> None:
+    """Something that is not an email is never hashed and sent."""
+    result = hash_email("alice at example dot com")
+    assert result.value is None
+    assert result.problem and "email" in result.problem
+
+
+def test_national_phone_needs_a_region() -> None:
+    """A national number is normalised with the default region, dropped without one."""
+    assert hash_phone("(213) 373-4253", "US").value == TIKTOK_PHONE_HASH
+    dropped = hash_phone("(213) 373-4253")
+    assert dropped.value is None and dropped.problem and "region" in dropped.problem
+
+
+def test_phone_with_00_prefix_and_separators() -> None:
+    """International 00 prefixes and separators normalise to the same E.164 number."""
+    assert normalise_phone("0044 20 7946 0958") == "+442079460958"
+    assert normalise_phone("+44 (0)20 7946 0958") == "+442079460958"
+
+
+def test_impossible_phone_is_dropped() -> None:
+    """A number phonenumbers says is not valid is dropped, never sent raw."""
+    assert hash_phone("+1 000 000 0000").value is None
+    assert hash_phone("call me maybe").value is None
+
+
+emails = st.emails()
+phones = st.from_regex(r"\+1 ?\(?[2-9][0-9]{2}\)? ?[2-9][0-9]{2}-?[0-9]{4}", fullmatch=True)
+
+
+@given(emails)
+def test_no_raw_email_reaches_the_output(raw: str) -> None:
+    """Whatever the email, the output is a SHA-256 hex or nothing, never the input."""
+    result = hash_email(raw)
+    if result.value is not None:
+        assert HEX64.match(result.value)
+        assert raw.strip().lower() not in result.value
+
+
+@given(phones)
+def test_no_raw_phone_reaches_the_output(raw: str) -> None:
+    """Whatever the phone, the output is a SHA-256 hex or nothing, never the digits."""
+    result = hash_phone(raw)
+    if result.value is not None:
+        assert HEX64.match(result.value)
+        digits = "".join(ch for ch in raw if ch.isdigit())
+        assert digits not in result.value or len(digits) < 6

@@ -1,0 +1,146 @@
+"""From an inbound event to TikTok's 2.0 item, and the destination filters."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tiktok_gateway import DropEvent, InvalidEvent, TransformOptions, build_requests, transform
+from tiktok_gateway.events import parse_event
+from tiktok_gateway.identity import sha256_hex
+from tiktok_gateway.pipeline import ConsentFilter, EventNameFilter, Route, SessionFilter
+from tiktok_gateway.tiktok.lint import lint_request
+
+Factory = Callable[..., dict[str, Any]]
+OPTIONS = TransformOptions()
+
+
+def test_purchase_becomes_a_complete_tiktok_item(event_factory: Factory) -> None:
+    """Name mapped, ids derived, PII hashed, GA4 items turned into contents."""
+    item = transform(event_factory(), OPTIONS)
+    data = item.data
+    assert data["event"] == "CompletePayment"
+    assert data["event_id"] == "100045_CompletePayment"
+    assert data["user"]["email"] == [sha256_hex("alice.shopper@example.com")]
+    assert data["user"]["phone"] == [sha256_hex("+12133734253")]
+    assert data["user"]["external_id"] == [sha256_hex("customer-1001")]
+    assert data["user"]["ttp"] == "2F7h37YkS1j57AYSKTI7IHhJPYH"
+    props = data["properties"]
+    assert props["contents"][0] == {"content_id": "1077218", "content_name": "socks",
+                                    "price": 8.0, "quantity": 2}
+    assert props["content_ids"] == ["1077218", "1197218"]
+    assert props["content_type"] == "product"
+    assert (props["value"], props["currency"]) == (46, "USD")
+    assert item.warnings == []
+
+
+def test_output_passes_tiktok_lint(event_factory: Factory) -> None:
+    """What the transform produces is what TikTok accepts, with nothing dropped."""
+    body = build_requests([transform(event_factory(), OPTIONS)], "C0EXAMPLE0PIXEL00001")[0]
+    report = lint_request(body)
+    assert report.ok
+    assert not report.events[0].dropped
+
+
+def test_no_raw_personal_data_in_output(event_factory: Factory) -> None:
+    """Neither the email nor the phone digits appear anywhere in the request."""
+    text = json.dumps(transform(event_factory(), OPTIONS).data)
+    assert "alice" not in text.lower()
+    assert "373" not in text
+
+
+def test_random_event_id_warns(event_factory: Factory) -> None:
+    """Without event_id or order_id, a random id is used and the sender is told why it matters."""
+    item = transform(event_factory(properties={"value": 1, "currency": "USD"}), OPTIONS)
+    assert len(item.event_id) == 32
+    assert any(w.field == "event_id" and "deduplicate" in w.message for w in item.warnings)
+
+
+def test_custom_event_warns(event_factory: Factory) -> None:
+    """An unknown event name passes through as custom, with a warning."""
+    item = transform(event_factory(event="newsletter_popup"), OPTIONS)
+    assert item.name == "newsletter_popup"
+    assert any("custom event" in w.message for w in item.warnings)
+
+
+def test_old_and_future_events_are_refused(event_factory: Factory) -> None:
+    """Events older than the age limit or too far in the future are errors on event_time."""
+    for when in (time.time() - 8 * 86400, time.time() + 3600):
+        with pytest.raises(InvalidEvent) as exc:
+            transform(event_factory(event_time=int(when)), OPTIONS)
+        assert exc.value.errors[0].field == "event_time"
+
+
+def test_bad_user_fields_are_dropped_with_warnings(event_factory: Factory) -> None:
+    """Invalid email, phone and IP are dropped, never sent, and each is named."""
+    item = transform(event_factory(user={"email": ["ok@example.com", "broken"],
+                                         "phone": "12", "ip": "999.1.1.1"}), OPTIONS)
+    assert item.data["user"] == {"email": [sha256_hex("ok@example.com")]}
+    assert {w.field for w in item.warnings} >= {"user.email.1", "user.phone", "user.ip"}
+
+
+def test_value_without_currency_warns(event_factory: Factory) -> None:
+    """TikTok cannot use a value without a currency, so the sender is told."""
+    item = transform(event_factory(properties={"order_id": "1", "value": 5}), OPTIONS)
+    assert any(w.field == "properties.currency" for w in item.warnings)
+
+
+def test_search_sets_both_names(event_factory: Factory) -> None:
+    """A search term is sent as search_string (2.0) and query (legacy)."""
+    item = transform({"event": "search", "properties": {"query": "red socks"}}, OPTIONS)
+    assert item.data["properties"]["search_string"] == "red socks"
+    assert item.data["properties"]["query"] == "red socks"
+
+
+def test_requests_never_mix_test_and_live(event_factory: Factory) -> None:
+    """Test events go in their own request; each request holds at most 1,000 events."""
+    live = [transform(event_factory(properties={"order_id": str(i)}), OPTIONS) for i in range(1001)]
+    test = [transform(event_factory(test_event_code="TEST1"), OPTIONS)]
+    requests = build_requests(live + test, "C0EXAMPLE0PIXEL00001")
+    assert [len(r["data"]) for r in requests] == [1000, 1, 1]
+    assert [r.get("test_event_code") for r in requests] == [None, None, "TEST1"]
+
+
+def test_consent_filter() -> None:
+    """Denied consent drops the event; a missing answer passes unless consent is required."""
+    item = lambda consent: transform({"event": "purchase", "consent": consent,  # noqa: E731
+                                      "event_id": "e1"}, OPTIONS)
+    with pytest.raises(DropEvent):
+        ConsentFilter()(item({"marketing": False}))
+    with pytest.raises(DropEvent):
+        ConsentFilter()(item({"marketing": "denied"}))
+    ConsentFilter()(item({"marketing": "granted"}))
+    ConsentFilter()(item(None))
+    with pytest.raises(DropEvent):
+        ConsentFilter(require=True)(item(None))
+
+
+def test_event_name_filter() -> None:
+    """Allowed and blocked lists use client-side names, normalised."""
+    item = transform({"event": "Add To Cart", "event_id": "e1"}, OPTIONS)
+    EventNameFilter.of(["add_to_cart"], [])(item)
+    with pytest.raises(DropEvent):
+        EventNameFilter.of(["purchase"], [])(item)
+    with pytest.raises(DropEvent):
+        EventNameFilter.of([], ["add-to-cart"])(item)
+
+
+def test_session_filter_matches_hashed_values(event_factory: Factory) -> None:
+    """During set-up only the tester's events pass, matched on the hashed external_id."""
+    mine = SessionFilter("user.external_id", frozenset({sha256_hex("customer-1001")}))
+    mine(transform(event_factory(), OPTIONS))
+    with pytest.raises(DropEvent):
+        mine(transform(event_factory(user={"external_id": "someone-else"}), OPTIONS))
+
+
+def test_route_applies_property_map(event_factory: Factory) -> None:
+    """A destination's property map renames the shop's keys before parsing."""
+    route = Route(TransformOptions(property_map={"total": "value", "cur": "currency"}))
+    event = parse_event({"event": "purchase", "event_id": "x",
+                         "properties": {"total": "12.5", "cur": "eur"}})
+    props = route.process(event).data["properties"]
+    assert (props["value"], props["currency"]) == (12.5, "EUR")
