@@ -162,6 +162,127 @@ def sandbox(
     asyncio.run(serve(app_, host, port, announce))
 
 
+def apply_server_flags(settings: Settings, host: str | None, port: int | None) -> Settings:
+    server = settings.server.model_copy(update={k: v for k, v in
+                                                (("host", host), ("port", port)) if v is not None})
+    return settings.model_copy(update={"server": server})
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: config).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: config).")] = None,
+    init: Annotated[bool, typer.Option(
+        "--init", help="Write a default config (and secrets under ./data) if none exists.")] = False,
+) -> None:
+    """Run the gateway: ingest API, delivery workers, health and metrics."""
+    import asyncio
+
+    from .logs import configure_logging
+    from .serving import serve as serve_app
+    from .web.app import create_app
+
+    path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    if init and not path.exists():
+        from .defaults import write_default_config
+
+        write_default_config(path, Path("data"))
+        typer.echo(f"Wrote a default config to {path} (secrets in ./data)")
+    settings = load_config(path)
+    assert settings is not None
+    settings = apply_server_flags(settings, host, port)
+    configure_logging(json_logs=settings.server.json_logs)
+    try:
+        application = create_app(settings)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    gateway = application.state.gateway
+
+    def announce(url: str) -> None:
+        from .reports import startup_banner
+
+        typer.echo(startup_banner(url, settings, demo=gateway.demo))
+        sys.stdout.flush()
+
+    asyncio.run(serve_app(application, settings.server.host, settings.server.port, announce))
+
+
+@app.command()
+def replay(
+    config: ConfigOption = None,
+    destination: Annotated[str | None, typer.Option(help="Only this destination.")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="Only dead letters from this time on: ISO 8601, or an age such as 24h or 7d.")] = None,
+) -> None:
+    """Queue dead-lettered events again, after fixing what TikTok rejected."""
+    import asyncio
+
+    from .outbox import open_outbox
+    from .timeparse import parse_since
+
+    settings = load_config(config)
+    assert settings is not None
+    try:
+        since_ts = parse_since(since) if since else None
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+    async def run() -> int:
+        outbox = open_outbox(settings.storage.url)
+        try:
+            return await outbox.replay(destination=destination, since=since_ts)
+        finally:
+            await outbox.close()
+
+    count = asyncio.run(run())
+    typer.echo(f"Queued {count} dead-lettered event(s) for delivery again.")
+
+
+@app.command()
+def send(
+    event: Annotated[str, typer.Option(help="Event name, e.g. purchase.")] = "purchase",
+    value: Annotated[float | None, typer.Option(help="Order value.")] = None,
+    currency: Annotated[str | None, typer.Option(help="ISO 4217 code.")] = None,
+    email: Annotated[str | None, typer.Option(help="Customer email (hashed by the gateway).")] = None,
+    phone: Annotated[str | None, typer.Option(help="Customer phone (hashed by the gateway).")] = None,
+    order_id: Annotated[str | None, typer.Option(help="Order id (gives a deterministic event_id).")] = None,
+    test_event_code: Annotated[str | None, typer.Option(help="Send as a test event.")] = None,
+    url: Annotated[str | None, typer.Option(help="Gateway URL (default: from the config).")] = None,
+    key: Annotated[str | None, typer.Option(
+        help="Server ingest key (default: the config's first server key).")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for TikTok's answer.")] = 15,
+    config: ConfigOption = None,
+) -> None:
+    """Post one event through a running gateway and print what TikTok answered."""
+    from .sendcheck import SendOptions, run_send
+
+    settings = load_config(config, required=url is None or key is None)
+    options = SendOptions(event=event, value=value, currency=currency, email=email, phone=phone,
+                          order_id=order_id, test_event_code=test_event_code, wait=wait)
+    try:
+        ok = run_send(options, settings, url=url, key=key, echo=typer.echo)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def doctor(config: ConfigOption = None) -> None:
+    """Check a config: tokens present, pixel ids, TikTok reachable, test codes left on."""
+    from .doctor import run_checks
+
+    path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    settings = load_config(path)
+    assert settings is not None
+    findings = run_checks(settings)
+    console = Console()
+    styles = {"ok": "green", "warn": "yellow", "error": "red"}
+    for level, message in findings:
+        console.print(f"[{styles[level]}]{level:>5}[/{styles[level]}]  {message}", highlight=False)
+    raise typer.Exit(1 if any(level == "error" for level, _ in findings) else 0)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

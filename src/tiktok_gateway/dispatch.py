@@ -1,0 +1,228 @@
+"""Workers that move events from the outbox to TikTok.
+
+Each worker: claim a batch (one destination, one test code) -> send -> mark it sent,
+retry it later, or dead-letter it. A batch TikTok rejects is split in halves until the
+bad events are isolated, so one poison event never holds back the rest. A rate limiter
+per access token keeps under TikTok's QPS and pauses on 40100 or 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .exceptions import DeliveryError, RateLimited
+from .outbox import Outbox, OutboxRecord, Outcome
+from .retry import RetryPolicy
+from .tiktok import schema
+from .tiktok.client import Delivery, TikTokClient
+
+logger = logging.getLogger("tiktok_gateway.dispatch")
+
+# Codes where splitting cannot help: the whole request is refused for who sent it.
+AUTH_CODES = frozenset({schema.CODE_NO_PERMISSION, schema.CODE_BAD_TOKEN, schema.CODE_NOT_FOUND})
+
+
+class RateLimiter:
+    """A token bucket for one access token, which also pauses when TikTok says so."""
+
+    def __init__(self, qps: float) -> None:
+        self.qps = qps
+        self._tokens = qps
+        self._updated = time.monotonic()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                if now < self._paused_until:
+                    await asyncio.sleep(self._paused_until - now)
+                    continue
+                self._tokens = min(self.qps, self._tokens + (now - self._updated) * self.qps)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.qps)
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+
+@dataclass
+class Sender:
+    """Everything needed to send one destination's events."""
+
+    destination: str
+    pixel_id: str
+    client: TikTokClient
+    limiter: RateLimiter
+    event_source: str = "web"
+
+
+@dataclass
+class DispatchSettings:
+    batch_size: int = schema.MAX_EVENTS_PER_REQUEST
+    linger: float = 0.2
+    workers: int = 2
+    lease: float = 60.0
+    poll_interval: float = 1.0
+    rate_limit_pause: float = 1.0
+
+
+@dataclass
+class DeliveryCounts:
+    """Running totals for this process (the dashboard reads the store for all processes)."""
+
+    requests: int = 0
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    by_code: dict[str, int] = field(default_factory=dict)
+
+    def count(self, code: int | None) -> None:
+        key = "network" if code is None else str(code)
+        self.by_code[key] = self.by_code.get(key, 0) + 1
+
+
+class Dispatcher:
+    """Runs `settings.workers` delivery loops until stopped; `notify()` wakes them."""
+
+    def __init__(self, outbox: Outbox, senders: dict[str, Sender], policy: RetryPolicy,
+                 settings: DispatchSettings | None = None) -> None:
+        self.outbox = outbox
+        self.senders = senders
+        self.policy = policy
+        self.settings = settings or DispatchSettings()
+        self.counts = DeliveryCounts()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._worker(), name=f"dispatch-{i}")
+                       for i in range(self.settings.workers)]
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batches in flight (drain), then stop; leases cover anything cut short."""
+        self._stopping = True
+        self._wake.set()
+        done, pending = await asyncio.wait(self._tasks, timeout=timeout) if self._tasks else ((), ())
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception():
+                logger.error("dispatch worker failed: %r", task.exception())
+
+    async def _worker(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            self._wake.clear()
+            if self.settings.linger and not self._stopping:
+                await asyncio.sleep(self.settings.linger)  # let a batch fill up
+            try:
+                await self.drain_once()
+            except Exception:  # keep the worker alive; the lease returns the events
+                logger.exception("dispatch failed; retrying after the poll interval")
+                await asyncio.sleep(self.settings.poll_interval)
+
+    async def drain_once(self) -> int:
+        """Send claimable batches until none is left; return how many events were handled."""
+        handled = 0
+        while not self._stopping:
+            records = await self.outbox.claim(self.settings.batch_size, self.settings.lease)
+            if not records:
+                break
+            await self.deliver(records)
+            handled += len(records)
+        return handled
+
+    async def deliver(self, records: Sequence[OutboxRecord]) -> None:
+        """Send one claimed batch and record what happened to each event."""
+        sender = self.senders.get(records[0].destination)
+        if sender is None:
+            outcome = Outcome(None, f"destination {records[0].destination!r} is not configured")
+            await self._dead_letter(records, outcome)
+            return
+        try:
+            delivery = await self._send(sender, records)
+        except DeliveryError as exc:
+            await self._failed(sender, records, exc)
+            return
+        await self._delivered(records, delivery)
+
+    async def _send(self, sender: Sender, records: Sequence[OutboxRecord]) -> Delivery:
+        await sender.limiter.acquire()
+        test_code = records[0].test_event_code or None
+        body = schema.build_request(sender.pixel_id, [r.data for r in records],
+                                    test_event_code=test_code, event_source=sender.event_source,
+                                    partner_name=sender.client.partner_name)
+        self.counts.requests += 1
+        return await sender.client.send(body)
+
+    async def _delivered(self, records: Sequence[OutboxRecord], delivery: Delivery) -> None:
+        response = delivery.response
+        self.counts.count(response.code)
+        outcome = Outcome(response.code, response.message, response.request_id)
+        failed = response.failed_indexes() if delivery.partial else {}
+        ok = [r.id for i, r in enumerate(records) if i not in failed]
+        await self.outbox.mark_sent(ok, outcome)
+        self.counts.delivered += len(ok)
+        for index, message in failed.items():
+            if index < len(records):
+                await self._dead_letter([records[index]], Outcome(
+                    response.code, message, response.request_id))
+
+    async def _failed(self, sender: Sender, records: Sequence[OutboxRecord],
+                      exc: DeliveryError) -> None:
+        code = getattr(exc, "code", None)
+        self.counts.count(code)
+        outcome = Outcome(code, getattr(exc, "tiktok_message", exc.message),
+                          getattr(exc, "request_id", None))
+        if exc.retryable:
+            if isinstance(exc, RateLimited):
+                sender.limiter.pause(exc.retry_after or self.settings.rate_limit_pause)
+            await self._retry(records, outcome, getattr(exc, "retry_after", None))
+        elif len(records) > 1 and code not in AUTH_CODES:
+            middle = len(records) // 2  # isolate the bad events; deliver the rest
+            await self.deliver(records[:middle])
+            await self.deliver(records[middle:])
+        else:
+            await self._dead_letter(records, outcome)
+
+    async def _retry(self, records: Sequence[OutboxRecord], outcome: Outcome,
+                     retry_after: float | None) -> None:
+        """One retry time for the batch; events that would then be too old are dead-lettered."""
+        attempts = max(r.attempts for r in records) + 1
+        newest = max(r.event_time for r in records)
+        decision = self.policy.decide(attempts, newest, time.time(), retry_after=retry_after)
+        retry_at = decision.retry_at
+        expired = [r for r in records if retry_at is None or self.policy.expired(r.event_time, retry_at)]
+        if expired:
+            reason = decision.reason or "gave up: the event would be too old for TikTok"
+            await self._dead_letter(expired, Outcome(
+                outcome.code, f"{outcome.message} ({reason})", outcome.request_id))
+        retrying = [r.id for r in records if r not in expired]
+        if retrying:
+            await self.outbox.mark_failed(retrying, outcome, retry_at)
+            self.counts.retried += len(retrying)
+
+    async def _dead_letter(self, records: Sequence[OutboxRecord], outcome: Outcome) -> None:
+        await self.outbox.mark_failed([r.id for r in records], outcome, None)
+        self.counts.dead_lettered += len(records)
+        logger.warning("dead-lettered %d event(s) for %s: %s %s", len(records),
+                       records[0].destination, outcome.code, outcome.message)

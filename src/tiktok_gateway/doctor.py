@@ -1,0 +1,61 @@
+"""`tiktok-gateway doctor`: what would stop a config from delivering, before it matters."""
+
+from __future__ import annotations
+
+import httpx
+
+from .config import Settings, resolve_secret
+from .tiktok.schema import DEFAULT_BASE_URL, EVENT_SET_ID, PIXEL_CODE
+
+Finding = tuple[str, str]  # (level: ok | warn | error, message)
+
+
+def run_checks(settings: Settings, *, timeout: float = 5.0) -> list[Finding]:
+    findings: list[Finding] = [("ok", "config file is valid")]
+    findings += _destinations(settings)
+    findings += _keys(settings)
+    findings.append(_reachability(settings.tiktok.base_url, timeout))
+    return findings
+
+
+def _destinations(settings: Settings) -> list[Finding]:
+    if not settings.destinations:
+        return [("error", "no [[destinations]]: nothing would be delivered")]
+    findings: list[Finding] = []
+    live = settings.tiktok.base_url.rstrip("/") == DEFAULT_BASE_URL
+    for dest in settings.destinations:
+        name = f"destination {dest.name!r}"
+        token = resolve_secret(dest.access_token, what=name)
+        if token is None:
+            findings.append(("error", f"{name}: access token {dest.access_token.split(':')[0]}:... "
+                                      "is not set (the gateway would run in demo mode)"))
+        else:
+            findings.append(("ok", f"{name}: access token present (not shown)"))
+        pattern = PIXEL_CODE if dest.event_source == "web" else EVENT_SET_ID
+        if not pattern.match(dest.pixel_id):
+            findings.append(("warn", f"{name}: pixel_id {dest.pixel_id!r} does not look like a "
+                                     f"{dest.event_source} source id"))
+        if dest.test_event_code and live:
+            findings.append(("warn", f"{name}: test_event_code is still set while sending to "
+                                     "TikTok: events stay out of reporting until you remove it"))
+    return findings
+
+
+def _keys(settings: Settings) -> list[Finding]:
+    if not settings.keys:
+        return [("error", "no [[keys]]: nobody can post events")]
+    findings: list[Finding] = []
+    for key in settings.keys:
+        if resolve_secret(key.secret, what=key.name) is None:
+            findings.append(("error", f"key {key.name!r}: its secret is not set"))
+        if key.kind == "browser" and not key.allowed_origins:
+            findings.append(("error", f"key {key.name!r}: a browser key needs allowed_origins"))
+    return findings or [("ok", f"{len(settings.keys)} ingest key(s) configured")]
+
+
+def _reachability(base_url: str, timeout: float) -> Finding:
+    try:
+        response = httpx.get(base_url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return ("error", f"TikTok base URL {base_url} is unreachable: {type(exc).__name__}")
+    return ("ok", f"TikTok base URL {base_url} answers (HTTP {response.status_code})")

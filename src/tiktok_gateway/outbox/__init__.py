@@ -1,0 +1,145 @@
+"""The outbox: events durably stored until TikTok has them, behind one small protocol.
+
+A record is claimable when it is pending and its `available_at` has passed. Claiming
+pushes `available_at` forward by the lease, so a crashed process's claims become
+claimable again when the lease runs out. `mark_failed` with `retry_at=None` dead-letters.
+Dedup happens in `put`, in the same transaction that stores the events.
+
+Backends: `memory://` (tests), `sqlite:///path` (the default), and `postgresql://`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..exceptions import ConfigError
+
+PENDING, SENT, DEAD = "pending", "sent", "dead"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event ready for TikTok, hashed; `payload` is the 2.0 `data[]` item as JSON."""
+
+    destination: str
+    event_name: str
+    event_id: str
+    event_time: int
+    payload: str
+    test_event_code: str = ""
+
+    @property
+    def dedup_key(self) -> tuple[str, str, str, str]:
+        return (self.destination, self.event_name, self.event_id, self.test_event_code)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What TikTok (or the network) answered for a request."""
+
+    code: int | None
+    message: str
+    request_id: str | None = None
+
+    def as_json(self) -> str:
+        return json.dumps({"code": self.code, "message": self.message,
+                           "request_id": self.request_id})
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One stored event with its delivery state."""
+
+    id: int
+    destination: str
+    event_name: str
+    event_id: str
+    event_time: int
+    payload: str
+    test_event_code: str = ""
+    state: str = PENDING
+    attempts: int = 0
+    created_at: float = 0.0
+    available_at: float = 0.0
+    last_result: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.payload)
+        return value
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        return json.loads(self.last_result) if self.last_result else None
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    pending: int = 0
+    sent: int = 0
+    dead: int = 0
+    oldest_pending_at: float | None = None
+    by_destination: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class Outbox(Protocol):
+    """The store every backend implements; the contract tests run against each."""
+
+    async def put(self, events: Sequence[NewEvent]) -> list[bool]:
+        """Store events durably; True for each stored, False for a duplicate in the window."""
+        ...
+
+    async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
+        """Lease up to `limit` due records of one destination and test code, oldest first."""
+        ...
+
+    async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None: ...
+
+    async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
+                          retry_at: float | None) -> None:
+        """Count a failed attempt; retry at `retry_at`, or dead-letter when it is None."""
+        ...
+
+    async def replay(self, destination: str | None = None, since: float | None = None) -> int:
+        """Queue dead letters again (those dead-lettered at or after `since`); return how many."""
+        ...
+
+    async def find(self, *, event_id: str | None = None, state: str | None = None,
+                   destination: str | None = None, limit: int = 100) -> list[OutboxRecord]:
+        """Records by event_id and/or state, newest first."""
+        ...
+
+    async def stats(self) -> OutboxStats: ...
+
+    async def close(self) -> None: ...
+
+
+def open_outbox(url: str, *, dedup_window: float = 48 * 3600, retention: float = 7 * 86400,
+                synchronous: str = "FULL") -> Outbox:
+    """Open the store named by a URL; drivers are imported only when used."""
+    if url.startswith("memory://"):
+        from .memory import InMemoryOutbox
+
+        return InMemoryOutbox(dedup_window=dedup_window)
+    if url.startswith("sqlite://"):
+        from .sqlite import SQLiteOutbox
+
+        path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+        return SQLiteOutbox(path, dedup_window=dedup_window, retention=retention,
+                            synchronous=synchronous)
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from .postgres import PostgresOutbox  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise ConfigError("PostgreSQL storage needs the postgres extra: "
+                              "pip install 'tiktok-gateway[postgres]'") from exc
+        outbox: Outbox = PostgresOutbox(url, dedup_window=dedup_window, retention=retention)
+        return outbox
+    raise ConfigError(f"unknown storage URL {url.split(':')[0]!r}: use sqlite:/// or postgresql://")
+
+
+__all__ = ["DEAD", "PENDING", "SENT", "NewEvent", "Outbox", "OutboxRecord", "OutboxStats",
+           "Outcome", "open_outbox"]

@@ -1,0 +1,121 @@
+"""InMemoryOutbox: the outbox contract in plain dicts, for tests and trials. Not durable."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Sequence
+
+from . import DEAD, PENDING, SENT, NewEvent, OutboxRecord, OutboxStats, Outcome
+
+
+class InMemoryOutbox:
+    """Keeps everything in memory; same semantics as the durable backends."""
+
+    def __init__(self, *, dedup_window: float = 48 * 3600) -> None:
+        self.dedup_window = dedup_window
+        self.records: dict[int, OutboxRecord] = {}
+        self.dead_at: dict[int, float] = {}
+        self._seen: dict[tuple[str, str, str, str], float] = {}
+        self._next_id = 1
+        self._lock = asyncio.Lock()
+
+    def reset(self) -> None:
+        self.records.clear()
+        self.dead_at.clear()
+        self._seen.clear()
+
+    async def put(self, events: Sequence[NewEvent]) -> list[bool]:
+        now = time.time()
+        stored = []
+        async with self._lock:
+            for event in events:
+                if self._duplicate(event, now):
+                    stored.append(False)
+                    continue
+                self.records[self._next_id] = OutboxRecord(
+                    id=self._next_id, destination=event.destination,
+                    event_name=event.event_name, event_id=event.event_id,
+                    event_time=event.event_time, payload=event.payload,
+                    test_event_code=event.test_event_code, created_at=now, available_at=now)
+                self._next_id += 1
+                stored.append(True)
+        return stored
+
+    def _duplicate(self, event: NewEvent, now: float) -> bool:
+        if not self.dedup_window:
+            return False
+        seen = self._seen.get(event.dedup_key)
+        if seen is not None and seen > now - self.dedup_window:
+            return True
+        self._seen[event.dedup_key] = now
+        return False
+
+    async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
+        now = time.time()
+        async with self._lock:
+            due = [r for r in self.records.values() if r.state == PENDING and r.available_at <= now]
+            if not due:
+                return []
+            first = min(due, key=lambda r: (r.available_at, r.id))
+            group = sorted((r for r in due if (r.destination, r.test_event_code)
+                            == (first.destination, first.test_event_code)), key=lambda r: r.id)
+            claimed = [dataclasses.replace(r, available_at=now + lease) for r in group[:limit]]
+            self.records.update((r.id, r) for r in claimed)
+        return claimed
+
+    async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
+        await self._update(ids, state=SENT, last_result=outcome.as_json())
+
+    async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
+                          retry_at: float | None) -> None:
+        async with self._lock:
+            for id_ in ids:
+                record = self.records[id_]
+                state = PENDING if retry_at is not None else DEAD
+                if state == DEAD:
+                    self.dead_at[id_] = time.time()
+                self.records[id_] = dataclasses.replace(
+                    record, state=state, attempts=record.attempts + 1,
+                    available_at=retry_at or record.available_at, last_result=outcome.as_json())
+
+    async def _update(self, ids: Sequence[int], **changes: object) -> None:
+        async with self._lock:
+            for id_ in ids:
+                self.records[id_] = dataclasses.replace(self.records[id_], **changes)  # type: ignore[arg-type]
+
+    async def replay(self, destination: str | None = None, since: float | None = None) -> int:
+        now = time.time()
+        async with self._lock:
+            chosen = [r for r in self.records.values() if r.state == DEAD
+                      and (destination is None or r.destination == destination)
+                      and (since is None or self.dead_at.get(r.id, 0) >= since)]
+            for record in chosen:
+                self.records[record.id] = dataclasses.replace(
+                    record, state=PENDING, attempts=0, available_at=now)
+        return len(chosen)
+
+    async def find(self, *, event_id: str | None = None, state: str | None = None,
+                   destination: str | None = None, limit: int = 100) -> list[OutboxRecord]:
+        found = [r for r in self.records.values()
+                 if (event_id is None or r.event_id == event_id)
+                 and (state is None or r.state == state)
+                 and (destination is None or r.destination == destination)]
+        return sorted(found, key=lambda r: -r.id)[:limit]
+
+    async def stats(self) -> OutboxStats:
+        counts = {PENDING: 0, SENT: 0, DEAD: 0}
+        by_destination: dict[str, dict[str, int]] = {}
+        oldest = None
+        for record in self.records.values():
+            counts[record.state] += 1
+            per = by_destination.setdefault(record.destination, {PENDING: 0, SENT: 0, DEAD: 0})
+            per[record.state] += 1
+            if record.state == PENDING and (oldest is None or record.created_at < oldest):
+                oldest = record.created_at
+        return OutboxStats(pending=counts[PENDING], sent=counts[SENT], dead=counts[DEAD],
+                           oldest_pending_at=oldest, by_destination=by_destination)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,245 @@
+"""SQLiteOutbox: the embedded default, in WAL mode with group commit.
+
+SQLite has one writer at a time, so one thread owns the write connection and runs
+every write. While it waits for an fsync, new writes queue up; the next transaction
+takes them all, each inside its own SAVEPOINT so one failure fails only its caller.
+Many concurrent ingest requests therefore share one fsync. Reads use a second
+connection on their own thread, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..exceptions import OutboxError
+from . import DEAD, PENDING, SENT, NewEvent, OutboxRecord, OutboxStats, Outcome
+from ._sql import load_queries
+
+Q = load_queries("sqlite.sql")
+T = TypeVar("T")
+Operation = Callable[[sqlite3.Connection], Any]
+_STOP = object()
+MAX_GROUP = 512  # operations per transaction
+PRUNE_EVERY = 60.0
+
+
+@contextlib.contextmanager
+def _map_sqlite_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise OutboxError(f"SQLite outbox failed: {exc}") from exc
+
+
+def connect(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class _DatabaseThread:
+    """A thread that owns one connection and runs operations submitted from asyncio."""
+
+    def __init__(self, conn: sqlite3.Connection, *, transactional: bool, name: str) -> None:
+        self._conn = conn
+        self._transactional = transactional
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((operation, future, loop))
+        return await future
+
+    def stop(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout=30)
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if not batch:
+                return
+            results = self._in_transaction(batch) if self._transactional else self._each(batch)
+            for (_, future, loop), (value, error) in zip(batch, results, strict=True):
+                loop.call_soon_threadsafe(_settle, future, value, error)
+
+    def _next_batch(self) -> list[Any]:
+        first = self._queue.get()
+        if first is _STOP:
+            return []
+        batch = [first]
+        while len(batch) < MAX_GROUP:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                self._queue.put(_STOP)
+                break
+            batch.append(item)
+        return batch
+
+    def _each(self, batch: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        return [self._call(op) for op, _, _ in batch]
+
+    def _call(self, op: Operation) -> tuple[Any, BaseException | None]:
+        try:
+            with _map_sqlite_errors():
+                return op(self._conn), None
+        except Exception as exc:  # handed to the awaiting coroutine
+            return None, exc
+
+    def _in_transaction(self, batch: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = []
+            for op, _, _ in batch:
+                conn.execute("SAVEPOINT op")
+                value, error = self._call(op)
+                conn.execute("ROLLBACK TO op" if error else "RELEASE op")
+                if error:
+                    conn.execute("RELEASE op")
+                results.append((value, error))
+            conn.execute("COMMIT")
+            return results
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = OutboxError(f"SQLite outbox commit failed: {exc}")
+            failure.__cause__ = exc
+            return [(None, failure) for _ in batch]
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
+
+
+def _record(row: Sequence[Any]) -> OutboxRecord:
+    return OutboxRecord(*row)
+
+
+class SQLiteOutbox:
+    """The outbox in one SQLite file. `path` may be `:memory:` only for a single connection."""
+
+    def __init__(self, path: str, *, dedup_window: float = 48 * 3600,
+                 retention: float = 7 * 86400, synchronous: str = "FULL") -> None:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.dedup_window = dedup_window
+        self.retention = retention
+        with _map_sqlite_errors():
+            writer = connect(path, synchronous)
+            writer.executescript(Q["schema"])
+            reader = writer if path == ":memory:" else connect(path, synchronous)
+        self._writer = _DatabaseThread(writer, transactional=True, name="outbox-writer")
+        self._reader = (self._writer if reader is writer else
+                        _DatabaseThread(reader, transactional=False, name="outbox-reader"))
+        self._last_prune = 0.0
+
+    async def put(self, events: Sequence[NewEvent]) -> list[bool]:
+        return await self._writer.run(lambda conn: self._put(conn, events))
+
+    def _put(self, conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[bool]:
+        now = time.time()
+        stored = []
+        rows = []
+        for event in events:
+            fresh = self._remember(conn, event, now)
+            stored.append(fresh)
+            if fresh:
+                rows.append({**event.__dict__, "now": now})
+        conn.executemany(Q["insert"], rows)
+        return stored
+
+    def _remember(self, conn: sqlite3.Connection, event: NewEvent, now: float) -> bool:
+        if not self.dedup_window:
+            return True
+        cursor = conn.execute(Q["remember"], {
+            "destination": event.destination, "event_name": event.event_name,
+            "event_id": event.event_id, "test_event_code": event.test_event_code,
+            "now": now, "window_start": now - self.dedup_window})
+        return cursor.rowcount == 1
+
+    async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
+        if time.time() - self._last_prune > PRUNE_EVERY:
+            self._last_prune = time.time()
+            await self._writer.run(self._prune)
+        return await self._writer.run(lambda conn: self._claim(conn, limit, lease))
+
+    def _claim(self, conn: sqlite3.Connection, limit: int, lease: float) -> list[OutboxRecord]:
+        now = time.time()
+        group = conn.execute(Q["next_group"], {"now": now}).fetchone()
+        if group is None:
+            return []
+        rows = conn.execute(Q["claim"], {
+            "destination": group[0], "test_event_code": group[1], "now": now,
+            "lease_until": now + lease, "limit": limit}).fetchall()
+        return sorted(map(_record, rows), key=lambda r: r.id)
+
+    def _prune(self, conn: sqlite3.Connection) -> None:
+        now = time.time()
+        conn.execute(Q["prune_sent"], {"before": now - self.retention})
+        if self.dedup_window:
+            conn.execute(Q["prune_dedup"], {"before": now - self.dedup_window})
+
+    async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
+        now, result = time.time(), outcome.as_json()
+        await self._writer.run(lambda conn: conn.executemany(
+            Q["mark_sent"], [{"id": i, "now": now, "result": result} for i in ids]))
+
+    async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
+                          retry_at: float | None) -> None:
+        params = {"now": time.time(), "result": outcome.as_json(), "retry_at": retry_at,
+                  "state": PENDING if retry_at is not None else DEAD}
+        await self._writer.run(lambda conn: conn.executemany(
+            Q["mark_failed"], [{**params, "id": i} for i in ids]))
+
+    async def replay(self, destination: str | None = None, since: float | None = None) -> int:
+        params = {"now": time.time(), "destination": destination, "since": since}
+        return await self._writer.run(lambda conn: conn.execute(Q["replay"], params).rowcount)
+
+    async def find(self, *, event_id: str | None = None, state: str | None = None,
+                   destination: str | None = None, limit: int = 100) -> list[OutboxRecord]:
+        params = {"event_id": event_id, "state": state, "destination": destination,
+                  "limit": limit}
+        rows = await self._reader.run(lambda conn: conn.execute(Q["find"], params).fetchall())
+        return [_record(row) for row in rows]
+
+    async def stats(self) -> OutboxStats:
+        return await self._reader.run(self._stats)
+
+    def _stats(self, conn: sqlite3.Connection) -> OutboxStats:
+        totals = {PENDING: 0, SENT: 0, DEAD: 0}
+        by_destination: dict[str, dict[str, int]] = {}
+        for destination, state, count in conn.execute(Q["counts"]):
+            totals[state] = totals.get(state, 0) + count
+            by_destination.setdefault(destination, {PENDING: 0, SENT: 0, DEAD: 0})[state] = count
+        oldest = conn.execute(Q["oldest_pending"]).fetchone()[0]
+        return OutboxStats(pending=totals[PENDING], sent=totals[SENT], dead=totals[DEAD],
+                           oldest_pending_at=oldest, by_destination=by_destination)
+
+    async def close(self) -> None:
+        if self._reader is not self._writer:
+            await asyncio.to_thread(self._reader.stop)
+        await asyncio.to_thread(self._writer.stop)

@@ -1,0 +1,61 @@
+"""create_app(): every route, and one lifespan that starts and drains the delivery workers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from .. import __version__
+from ..config import Settings
+from ..gateway import Gateway
+from .auth import KeyRing
+from .health import EventStatus, Readiness, healthz
+from .ingest import Ingest
+from .openapi import openapi_document
+
+SANDBOX_MOUNT = "/tiktok-sandbox"
+
+
+def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+               gateway: Gateway | None = None) -> Starlette:
+    """The gateway's ASGI app. `transport` lets tests point delivery at an in-process sandbox."""
+    gateway = gateway or Gateway.from_settings(settings, transport=transport)
+    keys = KeyRing(settings.keys)
+    document = openapi_document()
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def index(request: Request) -> Response:
+        return JSONResponse({"service": "tiktok-gateway", "version": __version__,
+                             "demo": gateway.demo, "ingest": "/v1/events",
+                             "openapi": "/openapi.json"})
+
+    routes: list[BaseRoute] = [
+        Route("/v1/events", Ingest(gateway, keys).endpoint, methods=["POST", "OPTIONS"]),
+        Route("/v1/events/status", EventStatus(gateway, keys).endpoint, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", Readiness(gateway).endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
+    ]
+    if gateway.sandbox_app is not None:
+        routes.append(Mount(SANDBOX_MOUNT, app=gateway.sandbox_app))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,107 @@
+"""Who may post events: ingest keys, browser origins, per-IP limits, trusted proxies."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from ..config import KeySettings, resolve_secret
+from ..exceptions import ConfigError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class IngestKey:
+    name: str
+    secret: str
+    kind: str
+    allowed_origins: frozenset[str]
+    rate_limit_per_minute: int
+
+    @property
+    def is_browser(self) -> bool:
+        return self.kind == "browser"
+
+
+class KeyRing:
+    """The configured ingest keys, compared in constant time."""
+
+    def __init__(self, keys: Iterable[KeySettings]) -> None:
+        self.keys = []
+        for key in keys:
+            secret = resolve_secret(key.secret, what=f"key {key.name}")
+            if secret is None:
+                raise ConfigError(f"ingest key {key.name!r}: its secret ({key.secret.split(':')[0]}:"
+                                  "...) is not set")
+            origins = frozenset(o.rstrip("/") for o in key.allowed_origins)
+            self.keys.append(IngestKey(key.name, secret.get_secret_value(), key.kind, origins,
+                                       key.rate_limit_per_minute))
+        self.browser_origins = frozenset().union(*(k.allowed_origins for k in self.keys
+                                                   if k.is_browser))
+
+    def find(self, presented: str | None) -> IngestKey | None:
+        if not presented:
+            return None
+        match = None
+        for key in self.keys:
+            if hmac.compare_digest(key.secret.encode(), presented.encode()):
+                match = key
+        return match
+
+
+def presented_key(request: Request) -> str | None:
+    """`Authorization: Bearer <key>`; browsers using sendBeacon may pass `?key=` instead."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query_params.get("key")
+
+
+class PerClientLimiter:
+    """A fixed one-minute window of requests per (key, client IP)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str], tuple[int, int]] = {}
+
+    def allow(self, key: str, client: str, per_minute: int) -> bool:
+        minute = int(time.time() // 60)
+        if len(self._windows) > 100_000:  # forget old minutes; bounded memory
+            self._windows = {k: v for k, v in self._windows.items() if v[0] == minute}
+        window, count = self._windows.get((key, client), (minute, 0))
+        count = count + 1 if window == minute else 1
+        self._windows[(key, client)] = (minute, count)
+        return count <= per_minute
+
+
+def parse_networks(values: Iterable[str]) -> list[IPNetwork]:
+    try:
+        return [ipaddress.ip_network(v, strict=False) for v in values]
+    except ValueError as exc:
+        raise ConfigError(f"server.trusted_proxies: {exc}") from None
+
+
+def client_ip(request: Request, trusted: list[IPNetwork]) -> str | None:
+    """The client's address; X-Forwarded-For is believed only from trusted proxies."""
+    peer = request.client.host if request.client else None
+    if not peer or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):  # the right-most address that is not one of our proxies
+        if not _in(hop, trusted):
+            return hop
+    return peer
+
+
+def _in(address: str, networks: list[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)

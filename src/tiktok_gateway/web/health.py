@@ -1,0 +1,55 @@
+"""Liveness, readiness, and what happened to one event (for `tiktok-gateway send`)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..exceptions import OutboxError
+from ..gateway import Gateway
+from .auth import KeyRing, presented_key
+
+
+def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+class Readiness:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def endpoint(self, request: Request) -> Response:
+        problems = []
+        try:
+            stats = await self.gateway.outbox.stats()
+        except OutboxError as exc:
+            problems.append(f"store unreachable: {exc.message}")
+            stats = None
+        if not self.gateway.dispatcher.running:
+            problems.append("delivery workers are not running")
+        body: dict[str, object] = {"status": "ready" if not problems else "not ready", "problems": problems,
+                "demo": self.gateway.demo}
+        if stats:
+            body["pending"], body["dead"] = stats.pending, stats.dead
+        return JSONResponse(body, 200 if not problems else 503)
+
+
+class EventStatus:
+    """GET /v1/events/status?event_id=...: where an event is, and what TikTok answered."""
+
+    def __init__(self, gateway: Gateway, keys: KeyRing) -> None:
+        self.gateway = gateway
+        self.keys = keys
+
+    async def endpoint(self, request: Request) -> Response:
+        key = self.keys.find(presented_key(request))
+        if key is None or key.is_browser:
+            return JSONResponse({"error": "a server ingest key is required"}, 401)
+        event_id = request.query_params.get("event_id")
+        if not event_id:
+            return JSONResponse({"error": "event_id is required"}, 400)
+        records = await self.gateway.outbox.find(event_id=event_id, limit=50)
+        return JSONResponse({"event_id": event_id, "deliveries": [
+            {"destination": r.destination, "event": r.event_name, "state": r.state,
+             "attempts": r.attempts, "test_event_code": r.test_event_code or None,
+             "tiktok": r.result} for r in records]})

@@ -1,0 +1,113 @@
+"""POST /v1/events: authenticate, read, hand to the gateway, answer after the commit."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from ..exceptions import InvalidEvent, OutboxError
+from ..gateway import Gateway, RequestContext
+from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
+from ..transform import split_events
+from .auth import IngestKey, KeyRing, PerClientLimiter, client_ip, parse_networks, presented_key
+
+ALLOWED_HEADERS = "Authorization, Content-Type, X-Test-Event-Code"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None,
+          **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status, headers=headers)
+
+
+class Ingest:
+    """The ingest endpoint for one gateway."""
+
+    def __init__(self, gateway: Gateway, keys: KeyRing) -> None:
+        self.gateway = gateway
+        self.keys = keys
+        self.limiter = PerClientLimiter()
+        self.trusted = parse_networks(gateway.settings.server.trusted_proxies)
+        self.max_body = gateway.settings.server.max_body_bytes
+
+    async def endpoint(self, request: Request) -> Response:
+        origin = request.headers.get("origin", "").rstrip("/")
+        if request.method == "OPTIONS":
+            return self.preflight(origin)
+        key = self.keys.find(presented_key(request))
+        if key is None:
+            return error(401, "missing or unknown ingest key: send Authorization: Bearer <key>",
+                         {"WWW-Authenticate": "Bearer"})
+        cors = self.cors_headers(key, origin)
+        if key.is_browser and cors is None:
+            return error(403, f"origin {origin or '(none)'} is not allowed for key {key.name!r}")
+        response = await self.handle(request, key)
+        response.headers.update(cors or {})
+        return response
+
+    def preflight(self, origin: str) -> Response:
+        if origin not in self.keys.browser_origins:
+            return error(403, f"origin {origin or '(none)'} is not allowed")
+        return Response(status_code=204, headers={
+            "Access-Control-Allow-Origin": origin, "Vary": "Origin",
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": ALLOWED_HEADERS, "Access-Control-Max-Age": "600"})
+
+    def cors_headers(self, key: IngestKey, origin: str) -> dict[str, str] | None:
+        if not key.is_browser:
+            return {}
+        if origin not in key.allowed_origins:
+            return None
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+    async def handle(self, request: Request, key: IngestKey) -> Response:
+        ip = client_ip(request, self.trusted)
+        if key.is_browser and not self.limiter.allow(key.name, ip or "", key.rate_limit_per_minute):
+            return error(429, "too many requests from this client", {"Retry-After": "60"})
+        try:
+            payload = json.loads(await self.read_body(request))
+        except BodyTooLarge:
+            return error(413, f"body larger than {self.max_body} bytes")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return error(400, f"body is not valid JSON: {exc}")
+        except ClientDisconnect:
+            return error(400, "client disconnected before sending the whole body")
+        try:
+            raws = split_events(payload)
+        except InvalidEvent as exc:
+            return error(400, str(exc))
+        if len(raws) > MAX_EVENTS_PER_REQUEST:
+            return error(413, f"{len(raws)} events: at most {MAX_EVENTS_PER_REQUEST} per request")
+        return await self.store(raws, request, ip)
+
+    async def store(self, raws: list[Any], request: Request, ip: str | None) -> Response:
+        gateway = self.gateway
+        try:
+            if await gateway.overloaded():
+                return error(503, "the outbox is full; retry later", {"Retry-After": "5"})
+            context = RequestContext(ip, request.headers.get("user-agent"),
+                                     request.headers.get("x-test-event-code") or None)
+            result = await gateway.accept(raws, context)
+        except OutboxError:
+            return error(503, "storage unavailable; nothing was stored, retry later",
+                         {"Retry-After": "5"})
+        status = 202 if result.accepted or not result.rejected else 422
+        return JSONResponse(result.as_dict(), status)
+
+    async def read_body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body:
+            raise BodyTooLarge
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body:
+                raise BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)

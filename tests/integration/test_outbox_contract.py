@@ -1,0 +1,136 @@
+"""One contract for every outbox backend."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tiktok_gateway.outbox import DEAD, PENDING, SENT, NewEvent, Outbox, Outcome, open_outbox
+
+BACKENDS = ["memory", "sqlite"]
+OK = Outcome(0, "OK", "202611241200000000000000000000000000")
+
+
+@pytest.fixture(params=BACKENDS)
+async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
+    """An empty outbox of each backend."""
+    if request.param == "memory":
+        store = open_outbox("memory://")
+    else:
+        store = open_outbox(f"sqlite:///{tmp_path}/outbox.db")
+    yield store
+    await store.close()
+
+
+def event(event_id: str, *, destination: str = "shop", name: str = "CompletePayment",
+          test_code: str = "") -> NewEvent:
+    payload = json.dumps({"event": name, "event_id": event_id})
+    return NewEvent(destination, name, event_id, int(time.time()), payload, test_code)
+
+
+async def test_put_then_claim_returns_events_oldest_first(outbox: Outbox) -> None:
+    """Stored events come back from claim in order, with their payload intact."""
+    assert await outbox.put([event("a"), event("b"), event("c")]) == [True, True, True]
+    claimed = await outbox.claim(10, lease=30)
+    assert [r.event_id for r in claimed] == ["a", "b", "c"]
+    assert claimed[0].data == {"event": "CompletePayment", "event_id": "a"}
+
+
+async def test_claim_respects_limit_and_lease(outbox: Outbox) -> None:
+    """Claimed records are not claimed again while their lease runs."""
+    await outbox.put([event(str(i)) for i in range(5)])
+    first = await outbox.claim(3, lease=30)
+    second = await outbox.claim(10, lease=30)
+    assert len(first) == 3 and len(second) == 2
+    assert await outbox.claim(10, lease=30) == []
+
+
+async def test_expired_lease_is_claimed_again(outbox: Outbox) -> None:
+    """A crashed worker's lease runs out and another worker takes the events."""
+    await outbox.put([event("a")])
+    assert len(await outbox.claim(10, lease=0.2)) == 1
+    await asyncio.sleep(0.3)
+    assert [r.event_id for r in await outbox.claim(10, lease=30)] == ["a"]
+
+
+async def test_claim_never_mixes_destinations_or_test_codes(outbox: Outbox) -> None:
+    """One claim is one destination and one test code: test and live never share a request."""
+    await outbox.put([event("1"), event("2", test_code="T1"), event("3", destination="other"),
+                      event("4")])
+    groups = []
+    while records := await outbox.claim(10, lease=30):
+        groups.append({(r.destination, r.test_event_code) for r in records})
+    assert all(len(g) == 1 for g in groups)
+    assert len(groups) == 3
+
+
+async def test_duplicates_are_dropped_within_the_window(outbox: Outbox) -> None:
+    """Same destination, event name and event_id is stored once; another name is not a duplicate."""
+    assert await outbox.put([event("a"), event("a")]) == [True, False]
+    assert await outbox.put([event("a")]) == [False]
+    assert await outbox.put([event("a", name="AddToCart"), event("a", destination="x")]) == [True, True]
+    assert await outbox.put([event("a", test_code="T")]) == [True]
+
+
+async def test_mark_sent(outbox: Outbox) -> None:
+    """Sent events leave the queue and keep TikTok's answer."""
+    await outbox.put([event("a")])
+    [record] = await outbox.claim(10, lease=30)
+    await outbox.mark_sent([record.id], OK)
+    assert await outbox.claim(10, lease=30) == []
+    [found] = await outbox.find(event_id="a")
+    assert found.state == SENT and found.result == {"code": 0, "message": "OK",
+                                                    "request_id": OK.request_id}
+
+
+async def test_mark_failed_retries_later(outbox: Outbox) -> None:
+    """A retryable failure comes back after retry_at, with the attempt counted."""
+    await outbox.put([event("a")])
+    [record] = await outbox.claim(10, lease=30)
+    await outbox.mark_failed([record.id], Outcome(None, "timed out"), time.time() + 0.2)
+    assert await outbox.claim(10, lease=30) == []
+    await asyncio.sleep(0.3)
+    [again] = await outbox.claim(10, lease=30)
+    assert again.attempts == 1 and again.state == PENDING
+
+
+async def test_dead_letter_and_replay(outbox: Outbox) -> None:
+    """retry_at=None dead-letters with the reason; replay queues it again."""
+    await outbox.put([event("a"), event("b", destination="other")])
+    records = []
+    while batch := await outbox.claim(10, lease=30):
+        records += batch
+    rejected = Outcome(40002, "data.0.event_id: Not a valid string", "RID")
+    await outbox.mark_failed([r.id for r in records], rejected, None)
+    dead = await outbox.find(state=DEAD)
+    assert {r.event_id for r in dead} == {"a", "b"}
+    assert dead[0].result and dead[0].result["code"] == 40002
+    stats = await outbox.stats()
+    assert (stats.pending, stats.dead) == (0, 2)
+    assert await outbox.replay(destination="shop") == 1
+    [back] = await outbox.claim(10, lease=30)
+    assert back.event_id == "a" and back.attempts == 0
+    assert await outbox.replay(since=time.time() + 60) == 0
+
+
+async def test_stats(outbox: Outbox) -> None:
+    """Stats count pending, sent and dead, per destination, with the oldest pending time."""
+    before = time.time()
+    await outbox.put([event("a"), event("b"), event("c", destination="other")])
+    [first, *_] = await outbox.claim(1, lease=30)
+    await outbox.mark_sent([first.id], OK)
+    stats = await outbox.stats()
+    assert (stats.pending, stats.sent, stats.dead) == (2, 1, 0)
+    assert stats.by_destination["shop"]["sent"] == 1
+    assert stats.oldest_pending_at is not None and stats.oldest_pending_at >= before - 1
+
+
+async def test_concurrent_puts_all_land(outbox: Outbox) -> None:
+    """Many concurrent writers (group commit) lose nothing."""
+    await asyncio.gather(*(outbox.put([event(f"{i}-{j}") for j in range(10)]) for i in range(50)))
+    assert (await outbox.stats()).pending == 500
