@@ -52,3 +52,43 @@ def chromium_path() -> str:
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         pytest.skip(f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
     return CHROMIUM
+
+
+SERVER_KEY = "server-key-0123456789"
+BROWSER_KEY = "browser-key-0123456789"
+SHOP_ORIGIN = "https://shop.example.com"
+
+
+def gateway_config(tmp_path: Path, sandbox_url: str, **sections: Any) -> dict[str, Any]:
+    """A gateway config dict for tests; keyword arguments replace whole sections."""
+    config: dict[str, Any] = {
+        "storage": {"url": f"sqlite:///{tmp_path}/gateway.db"},
+        "tiktok": {"base_url": sandbox_url, "timeout": 5},
+        "delivery": {"linger_ms": 10, "retry_base_seconds": 0.05, "retry_max_seconds": 0.5},
+        "keys": [
+            {"name": "backend", "secret": SERVER_KEY, "kind": "server"},
+            {"name": "web", "secret": BROWSER_KEY, "kind": "browser",
+             "allowed_origins": [SHOP_ORIGIN], "rate_limit_per_minute": 20},
+        ],
+        "destinations": [{"name": "shop", "pixel_id": PIXEL, "access_token": TOKEN,
+                          "phone_region": "US"}],
+    }
+    config.update(sections)
+    return config
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path, sandbox_url: str) -> Iterator[Callable[..., str]]:
+    """Start a gateway app on a loopback port, delivering to the sandbox; returns its URL."""
+    from contextlib import ExitStack
+
+    from tiktok_gateway.config import settings_from_dict
+    from tiktok_gateway.testing import serve_in_thread
+    from tiktok_gateway.web.app import create_app
+
+    with ExitStack() as stack:
+        def make(**sections: Any) -> str:
+            settings = settings_from_dict(gateway_config(tmp_path, sandbox_url, **sections))
+            return stack.enter_context(serve_in_thread(create_app(settings)))
+
+        yield make

@@ -19,7 +19,8 @@ async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], No
                 *, log_level: str = "warning", access_log: bool = False) -> None:
     """Serve until SIGINT/SIGTERM; `on_start(url)` runs once the port is open (port 0 works)."""
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                            access_log=access_log, lifespan="on", timeout_graceful_shutdown=30)
+                            access_log=access_log, lifespan="on", timeout_graceful_shutdown=30,
+                            proxy_headers=False)  # trusted_proxies in our config decides
     server = uvicorn.Server(config)
 
     async def announce() -> None:

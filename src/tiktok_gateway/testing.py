@@ -26,7 +26,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_in_thread(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve `app` on a free loopback port in a background thread; yield its base URL."""
-    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on",
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()

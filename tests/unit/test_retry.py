@@ -1,0 +1,46 @@
+"""The retry policy: backoff with jitter, Retry-After, and the event-age bound."""
+
+from __future__ import annotations
+
+import random
+
+from tiktok_gateway.retry import RetryPolicy
+
+NOW = 1_800_000_000.0
+
+
+def test_backoff_grows_exponentially_within_jitter() -> None:
+    """The n-th delay lies between half and all of base * 2**(n-1), capped."""
+    policy = RetryPolicy(base=1, cap=60)
+    rng = random.Random(7)
+    for attempts, ceiling in [(1, 1), (2, 2), (3, 4), (6, 32), (10, 60)]:
+        delay = policy.delay(attempts, rng)
+        assert ceiling / 2 <= delay <= ceiling
+
+
+def test_jitter_spreads_retries() -> None:
+    """Two workers failing together do not retry at the same instant."""
+    policy = RetryPolicy(base=10)
+    delays = {round(policy.delay(3, random.Random(seed)), 3) for seed in range(20)}
+    assert len(delays) > 10
+
+
+def test_retry_after_is_honoured() -> None:
+    """TikTok's Retry-After is a floor on the delay."""
+    decision = RetryPolicy(base=1).decide(1, NOW, NOW, retry_after=30)
+    assert decision.retry_at is not None and decision.retry_at >= NOW + 30
+
+
+def test_gives_up_when_the_event_would_be_too_old() -> None:
+    """An event whose next attempt would land past TikTok's age limit is dead-lettered."""
+    policy = RetryPolicy(base=100, max_event_age=3600)
+    assert not policy.decide(1, NOW - 60, NOW).give_up
+    decision = policy.decide(1, NOW - 3590, NOW)
+    assert decision.give_up and "too old" in decision.reason
+
+
+def test_max_attempts() -> None:
+    """With max_attempts set, the policy gives up after that many failures."""
+    policy = RetryPolicy(max_attempts=3)
+    assert not policy.decide(2, NOW, NOW).give_up
+    assert policy.decide(3, NOW, NOW).give_up
