@@ -16,7 +16,7 @@ from .config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
 from .exceptions import ConfigError, InvalidEvent
 from .pipeline import TransformOptions
 from .tiktok import legacy
-from .transform import transform_batch
+from .batch import transform_batch
 
 app = typer.Typer(
     help="Server-side tracking gateway for the TikTok Events API.",

@@ -148,10 +148,12 @@ class Gateway:
                            "the built-in sandbox, not TikTok")
 
     async def stop(self) -> None:
+        """Drain the batches in flight, then close clients and the store."""
         await self.dispatcher.stop()
         for sender in self.dispatcher.senders.values():
             await sender.client.aclose()
         await self.outbox.close()
+        logger.info("stopped: in-flight deliveries drained, outbox closed")
 
     async def overloaded(self) -> bool:
         """Backpressure: whether the outbox holds more pending events than allowed."""

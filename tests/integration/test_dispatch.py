@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tiktok_gateway.dispatch import DispatchSettings, Dispatcher, RateLimiter, Sender
+from tiktok_gateway.dispatch import Dispatcher, DispatchSettings, RateLimiter, Sender
 from tiktok_gateway.outbox import DEAD, SENT, NewEvent, open_outbox
 from tiktok_gateway.retry import RetryPolicy
 from tiktok_gateway.sandbox import Sandbox, create_sandbox

@@ -151,6 +151,7 @@ class SQLiteOutbox:
         with _map_sqlite_errors():
             writer = connect(path, synchronous)
             writer.executescript(Q["schema"])
+            writer.execute(Q["release_leases"])
             reader = writer if path == ":memory:" else connect(path, synchronous)
         self._writer = _DatabaseThread(writer, transactional=True, name="outbox-writer")
         self._reader = (self._writer if reader is writer else

@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts        INTEGER NOT NULL DEFAULT 0,
     created_at      REAL    NOT NULL,
     available_at    REAL    NOT NULL,
+    leased_until    REAL,
     finished_at     REAL,
     last_result     TEXT
 );
@@ -46,31 +47,39 @@ VALUES (:destination, :event_name, :event_id, :event_time, :test_event_code, :pa
 
 -- name: next_group
 SELECT destination, test_event_code FROM outbox
-WHERE state = 'pending' AND available_at <= :now
+WHERE state = 'pending' AND available_at <= :now AND (leased_until IS NULL OR leased_until <= :now)
 ORDER BY available_at LIMIT 1;
 
+-- name: release_leases
+-- One process owns a SQLite file, so at start every lease is a dead process's.
+UPDATE outbox SET leased_until = NULL WHERE state = 'pending' AND leased_until IS NOT NULL;
+
 -- name: claim
-UPDATE outbox SET available_at = :lease_until
+UPDATE outbox SET leased_until = :lease_until
 WHERE id IN (
     SELECT id FROM outbox
     WHERE state = 'pending' AND destination = :destination
       AND test_event_code = :test_event_code AND available_at <= :now
+      AND (leased_until IS NULL OR leased_until <= :now)
     ORDER BY id LIMIT :limit
 )
 RETURNING id, destination, event_name, event_id, event_time, payload, test_event_code, state,
           attempts, created_at, available_at, last_result;
 
 -- name: mark_sent
-UPDATE outbox SET state = 'sent', finished_at = :now, last_result = :result WHERE id = :id;
+UPDATE outbox SET state = 'sent', finished_at = :now, leased_until = NULL, last_result = :result
+WHERE id = :id;
 
 -- name: mark_failed
 UPDATE outbox
 SET state = :state, attempts = attempts + 1, available_at = COALESCE(:retry_at, available_at),
+    leased_until = NULL,
     finished_at = CASE WHEN :state = 'dead' THEN :now END, last_result = :result
 WHERE id = :id;
 
 -- name: replay
-UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL
+UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL,
+    leased_until = NULL
 WHERE state = 'dead'
   AND (:destination IS NULL OR destination = :destination)
   AND (:since IS NULL OR finished_at >= :since);

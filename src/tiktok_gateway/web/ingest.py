@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from ..exceptions import InvalidEvent, OutboxError
 from ..gateway import Gateway, RequestContext
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
-from ..transform import split_events
+from ..batch import split_events
 from .auth import IngestKey, KeyRing, PerClientLimiter, client_ip, parse_networks, presented_key
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Test-Event-Code"
