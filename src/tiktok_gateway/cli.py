@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from .batch import transform_batch
 from .config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
 from .exceptions import ConfigError, InvalidEvent
 from .pipeline import TransformOptions
 from .tiktok import legacy
-from .batch import transform_batch
 
 app = typer.Typer(
     help="Server-side tracking gateway for the TikTok Events API.",

@@ -8,10 +8,10 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from ..batch import split_events
 from ..exceptions import InvalidEvent, OutboxError
 from ..gateway import Gateway, RequestContext
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
-from ..batch import split_events
 from .auth import IngestKey, KeyRing, PerClientLimiter, client_ip, parse_networks, presented_key
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Test-Event-Code"
