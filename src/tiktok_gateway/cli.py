@@ -268,6 +268,45 @@ def send(
 
 
 @app.command()
+def report(
+    config: ConfigOption = None,
+    since: Annotated[str, typer.Option(help="Window: an age (24h, 7d) or an ISO 8601 time.")] = "7d",
+    orders: Annotated[Path | None, typer.Option(
+        help="CSV of true orders (order_id column): report those not delivered to TikTok.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the gap report as JSON.")] = False,
+) -> None:
+    """Tag health and data quality in the terminal; with --orders, the gap report."""
+    import asyncio
+
+    from .outbox import open_outbox
+    from .report import collect, gap_report, print_report, read_orders
+    from .timeparse import parse_since
+
+    settings = load_config(config)
+    assert settings is not None
+    try:
+        since_ts = parse_since(since)
+        order_ids = read_orders(orders) if orders else None
+    except (ValueError, ConfigError) as exc:
+        raise fail(str(exc)) from None
+
+    async def run() -> tuple[Any, Any]:
+        outbox = open_outbox(settings.storage.url)
+        try:
+            figures = await collect(outbox, [d.name for d in settings.destinations], since_ts)
+            gap = await gap_report(outbox, order_ids) if order_ids is not None else None
+            return figures, gap
+        finally:
+            await outbox.close()
+
+    figures, gap = asyncio.run(run())
+    if as_json:
+        typer.echo(json.dumps(gap.as_dict() if gap else {}, indent=2))
+    else:
+        print_report(figures, gap, Console(width=160))
+
+
+@app.command()
 def doctor(config: ConfigOption = None) -> None:
     """Check a config: tokens present, pixel ids, TikTok reachable, test codes left on."""
     from .doctor import run_checks

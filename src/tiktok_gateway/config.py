@@ -81,6 +81,11 @@ class DeliverySettings(_Section):
     dedup_window_hours: float = Field(default=48, ge=0)
 
 
+class ObserveSettings(_Section):
+    inspect_sample_rate: float = Field(default=0.1, ge=0, le=1)
+    flush_seconds: float = Field(default=2.0, gt=0)
+
+
 class AdminSettings(_Section):
     username: str = "admin"
     password: str = ""
@@ -137,6 +142,7 @@ class Settings(_Section):
     tiktok: TikTokSettings = Field(default_factory=TikTokSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    observe: ObserveSettings = Field(default_factory=ObserveSettings)
     keys: list[KeySettings] = Field(default_factory=list)
     destinations: list[DestinationSettings] = Field(default_factory=list)
 

@@ -15,8 +15,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .exceptions import DeliveryError, RateLimited
-from .outbox import Outbox, OutboxRecord, Outcome
+from .exceptions import DeliveryError, RateLimited, TransportError
+from .observe import DEAD, DELIVERED, RETRIED, Telemetry
+from .outbox import Outbox, OutboxRecord, Outcome, RequestLog
 from .retry import RetryPolicy
 from .tiktok import schema
 from .tiktok.client import Delivery, TikTokClient
@@ -95,8 +96,10 @@ class Dispatcher:
     """Runs `settings.workers` delivery loops until stopped; `notify()` wakes them."""
 
     def __init__(self, outbox: Outbox, senders: dict[str, Sender], policy: RetryPolicy,
-                 settings: DispatchSettings | None = None) -> None:
+                 settings: DispatchSettings | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         self.outbox = outbox
+        self.telemetry = telemetry
         self.senders = senders
         self.policy = policy
         self.settings = settings or DispatchSettings()
@@ -158,12 +161,37 @@ class Dispatcher:
             outcome = Outcome(None, f"destination {records[0].destination!r} is not configured")
             await self._dead_letter(records, outcome)
             return
+        started = time.perf_counter()
         try:
             delivery = await self._send(sender, records)
         except DeliveryError as exc:
+            self._log_failure(records, exc, time.perf_counter() - started)
             await self._failed(sender, records, exc)
             return
+        self._log_request(records, "partial" if delivery.partial else "delivered",
+                          Outcome(delivery.response.code, delivery.response.message,
+                                  delivery.request_id), delivery.http_status, delivery.latency)
         await self._delivered(records, delivery)
+
+    def _log_request(self, records: Sequence[OutboxRecord], outcome: str, answer: Outcome,
+                     http_status: int | None, latency: float) -> None:
+        if self.telemetry is None:
+            return
+        self.telemetry.request(RequestLog(
+            time.time(), records[0].destination, len(records), bool(records[0].test_event_code),
+            outcome, answer.code, answer.message, answer.request_id, http_status, latency))
+
+    def _log_failure(self, records: Sequence[OutboxRecord], exc: DeliveryError,
+                     latency: float) -> None:
+        status = exc.status if isinstance(exc, TransportError) else 200
+        answer = Outcome(getattr(exc, "code", None), getattr(exc, "tiktok_message", exc.message),
+                         getattr(exc, "request_id", None))
+        self._log_request(records, "retry" if exc.retryable else "rejected", answer, status,
+                          latency)
+
+    def _tally(self, records: Sequence[OutboxRecord], name: str) -> None:
+        if self.telemetry is not None and records:
+            self.telemetry.outcome(records[0].destination, (r.event_name for r in records), name)
 
     async def _send(self, sender: Sender, records: Sequence[OutboxRecord]) -> Delivery:
         await sender.limiter.acquire()
@@ -179,9 +207,10 @@ class Dispatcher:
         self.counts.count(response.code)
         outcome = Outcome(response.code, response.message, response.request_id)
         failed = response.failed_indexes() if delivery.partial else {}
-        ok = [r.id for i, r in enumerate(records) if i not in failed]
-        await self.outbox.mark_sent(ok, outcome)
+        ok = [r for i, r in enumerate(records) if i not in failed]
+        await self.outbox.mark_sent([r.id for r in ok], outcome)
         self.counts.delivered += len(ok)
+        self._tally(ok, DELIVERED)
         for index, message in failed.items():
             if index < len(records):
                 await self._dead_letter([records[index]], Outcome(
@@ -216,13 +245,15 @@ class Dispatcher:
             reason = decision.reason or "gave up: the event would be too old for TikTok"
             await self._dead_letter(expired, Outcome(
                 outcome.code, f"{outcome.message} ({reason})", outcome.request_id))
-        retrying = [r.id for r in records if r not in expired]
+        retrying = [r for r in records if r not in expired]
         if retrying:
-            await self.outbox.mark_failed(retrying, outcome, retry_at)
+            await self.outbox.mark_failed([r.id for r in retrying], outcome, retry_at)
             self.counts.retried += len(retrying)
+            self._tally(retrying, RETRIED)
 
     async def _dead_letter(self, records: Sequence[OutboxRecord], outcome: Outcome) -> None:
         await self.outbox.mark_failed([r.id for r in records], outcome, None)
         self.counts.dead_lettered += len(records)
+        self._tally(records, DEAD)
         logger.warning("dead-lettered %d event(s) for %s: %s %s", len(records),
                        records[0].destination, outcome.code, outcome.message)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -23,14 +24,17 @@ from .dispatch import Dispatcher, DispatchSettings, RateLimiter, Sender
 from .events import Event, parse_event
 from .exceptions import ConfigError, DropEvent, FieldError, InvalidEvent
 from .identity import hash_email, hash_external_id, hash_phone
+from .observe import DUPLICATE, REJECTED, Telemetry
 from .outbox import NewEvent, Outbox, open_outbox
-from .pipeline import ConsentFilter, EventNameFilter, Processor, Route, SessionFilter
+from .pipeline import ConsentFilter, EventNameFilter, Processor, Route, SessionFilter, Transformed
 from .retry import RetryPolicy
 from .tiktok.client import TikTokClient
+from .tiktok.schema import PLAIN_USER_FIELDS
 
 logger = logging.getLogger("tiktok_gateway")
 DEMO_BASE_URL = "http://tiktok-sandbox.invalid"
 DEMO_TOKEN = "sandbox-demo-token"
+INGEST = "(ingest)"  # the destination name for counters of events rejected before routing
 
 
 @dataclass(frozen=True)
@@ -96,11 +100,13 @@ class Gateway:
     """One gateway process: ingest logic, the store and the delivery workers."""
 
     def __init__(self, settings: Settings, outbox: Outbox, destinations: list[Destination],
-                 dispatcher: Dispatcher, *, sandbox_app: ASGIApp | None = None) -> None:
+                 dispatcher: Dispatcher, telemetry: Telemetry, *,
+                 sandbox_app: ASGIApp | None = None) -> None:
         self.settings = settings
         self.outbox = outbox
         self.destinations = destinations
         self.dispatcher = dispatcher
+        self.telemetry = telemetry
         self.sandbox_app = sandbox_app
         self.ingest_counts: Counter[str] = Counter()
         self._pending = 0
@@ -135,13 +141,15 @@ class Gateway:
         delivery = settings.delivery
         policy = RetryPolicy(base=delivery.retry_base_seconds, cap=delivery.retry_max_seconds,
                              max_event_age=delivery.max_event_age_days * 86400)
+        telemetry = Telemetry(outbox.telemetry, outbox, interval=settings.observe.flush_seconds)
         dispatcher = Dispatcher(outbox, senders, policy, DispatchSettings(
             batch_size=delivery.batch_size, linger=delivery.linger_ms / 1000,
-            workers=delivery.workers, lease=delivery.lease_seconds))
+            workers=delivery.workers, lease=delivery.lease_seconds), telemetry)
         destinations = [Destination(d, build_route(d, settings)) for d in settings.destinations]
-        return cls(settings, outbox, destinations, dispatcher, sandbox_app=sandbox_app)
+        return cls(settings, outbox, destinations, dispatcher, telemetry, sandbox_app=sandbox_app)
 
     async def start(self) -> None:
+        self.telemetry.start()
         self.dispatcher.start()
         if self.demo:
             logger.warning("demo mode: no TikTok access token is configured, so events go to "
@@ -150,6 +158,7 @@ class Gateway:
     async def stop(self) -> None:
         """Drain the batches in flight, then close clients and the store."""
         await self.dispatcher.stop()
+        await self.telemetry.stop()
         for sender in self.dispatcher.senders.values():
             await sender.client.aclose()
         await self.outbox.close()
@@ -175,6 +184,8 @@ class Gateway:
             except InvalidEvent as exc:
                 result.rejected.append({"index": index,
                                         "errors": [e.as_dict() for e in exc.errors]})
+                name = raw.get("event") if isinstance(raw, dict) else None
+                self.telemetry.count(INGEST, str(name or "(none)")[:100], REJECTED)
                 continue
             result.accepted += 1
             queued.extend(new)
@@ -182,6 +193,10 @@ class Gateway:
             stored = await self.outbox.put(queued)
             result.queued = sum(stored)
             result.duplicates = len(stored) - result.queued
+            for stored_event, fresh in zip(queued, stored, strict=True):
+                if not fresh:
+                    self.telemetry.count(stored_event.destination, stored_event.event_name,
+                                         DUPLICATE)
             self.dispatcher.notify()
         self.ingest_counts.update(accepted=result.accepted, rejected=len(result.rejected),
                                   duplicates=result.duplicates, **result.filtered)
@@ -197,14 +212,40 @@ class Gateway:
                 item = dest.route.process(source, now=now)
             except DropEvent as drop:
                 result.filtered[drop.reason] += 1
+                name, _ = dest.route.options.names.tiktok_name(event.event)
+                self.telemetry.count(dest.name, name, f"filtered:{drop.reason}")
                 continue
             warnings.update(((w.field, w.message), w) for w in item.warnings)
-            code = (item.test_event_code or context.test_event_code
-                    or dest.settings.test_event_code or "")
-            new.append(NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
-                                json.dumps(item.data, separators=(",", ":")), code))
+            new.append(self._new_event(dest, item, context))
+
         result.warnings.extend({"index": index, **w.as_dict()} for w in warnings.values())
         return new
+
+
+    def _new_event(self, dest: Destination, item: Transformed,
+                   context: RequestContext) -> NewEvent:
+        code = (item.test_event_code or context.test_event_code
+                or dest.settings.test_event_code or "")
+        shared_id = bool(item.source.event_id or item.source.order_id)
+        self.telemetry.received(dest.name, item.name, item.data, shared_id)
+        sampled = bool(code) or random.random() < self.settings.observe.inspect_sample_rate
+        return NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
+                        json.dumps(item.data, separators=(",", ":")), code,
+                        order_id=item.source.order_id or "",
+                        inbound=json.dumps(hashed_inbound(item)), sampled=sampled)
+
+
+def hashed_inbound(item: Transformed) -> dict[str, Any]:
+    """The event as received, for the inspector, with personal data replaced by its hash."""
+    inbound = item.source.model_dump(mode="json", exclude_none=True)
+    user = inbound.get("user") or {}
+    sent = item.data.get("user") or {}
+    for key in list(user):
+        if key in ("email", "phone", "external_id"):
+            user[key] = sent.get(key) or "[invalid: not sent]"
+        elif key not in PLAIN_USER_FIELDS:
+            user[key] = "[unknown field: not sent]"
+    return inbound
 
 
 def _with_context(event: Event, context: RequestContext) -> Event:

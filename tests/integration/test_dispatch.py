@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tiktok_gateway.dispatch import Dispatcher, DispatchSettings, RateLimiter, Sender
-from tiktok_gateway.outbox import DEAD, SENT, NewEvent, open_outbox
+from tiktok_gateway.outbox import DEAD, SENT, NewEvent, RecordQuery, open_outbox
 from tiktok_gateway.retry import RetryPolicy
 from tiktok_gateway.sandbox import Sandbox, create_sandbox
 from tiktok_gateway.tiktok.client import TikTokClient
@@ -50,7 +50,7 @@ async def test_delivers_in_batches(dispatcher: Dispatcher, sandbox: Sandbox) -> 
     assert await dispatcher.drain_once() == 2500
     assert sandbox.state.counters.requests == 3
     assert (await dispatcher.outbox.stats()).sent == 2500
-    [record] = await dispatcher.outbox.find(event_id="7")
+    [record] = await dispatcher.outbox.find(RecordQuery(event_id="7"))
     assert record.state == SENT and record.result and record.result["request_id"]
 
 
@@ -70,7 +70,7 @@ async def test_poison_events_are_isolated(dispatcher: Dispatcher, sandbox: Sandb
     await dispatcher.outbox.put(events)
     await dispatcher.drain_once()
     assert len(sandbox.state.events) == 30
-    dead = await dispatcher.outbox.find(state=DEAD)
+    dead = await dispatcher.outbox.find(RecordQuery(state=DEAD))
     assert sorted(r.event_id for r in dead) == ["17", "5"]
     assert dead[0].result and dead[0].result["code"] == 40002
     assert dead[0].result["message"] == "data.0.event_id: Not a valid string"
@@ -82,7 +82,7 @@ async def test_retries_through_5xx_until_delivered(dispatcher: Dispatcher,
     sandbox.faults.error_rate = 1.0
     await dispatcher.outbox.put([new_event(str(i)) for i in range(10)])
     await dispatcher.drain_once()
-    [record] = await dispatcher.outbox.find(event_id="0")
+    [record] = await dispatcher.outbox.find(RecordQuery(event_id="0"))
     assert record.state == "pending" and record.attempts == 1
     sandbox.faults.error_rate = 0.0
     deadline = time.time() + 5
@@ -113,7 +113,7 @@ async def test_bad_token_dead_letters_without_splitting(dispatcher: Dispatcher,
     await dispatcher.outbox.put([new_event(str(i)) for i in range(8)])
     await dispatcher.drain_once()
     assert sandbox.state.counters.requests == 1
-    dead = await dispatcher.outbox.find(state=DEAD)
+    dead = await dispatcher.outbox.find(RecordQuery(state=DEAD))
     assert len(dead) == 8 and dead[0].result and dead[0].result["code"] == 40105
 
 
@@ -134,7 +134,7 @@ async def test_too_old_events_are_dead_lettered(dispatcher: Dispatcher, sandbox:
     sandbox.faults.error_rate = 1.0
     await dispatcher.outbox.put([new_event("old")])
     await dispatcher.drain_once()
-    [record] = await dispatcher.outbox.find(event_id="old")
+    [record] = await dispatcher.outbox.find(RecordQuery(event_id="old"))
     assert record.state == DEAD and record.result and "too old" in record.result["message"]
 
 

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tiktok_gateway.outbox import DEAD, PENDING, SENT, NewEvent, Outbox, Outcome, open_outbox
+from tiktok_gateway.outbox import (
+    DEAD,
+    PENDING,
+    SENT,
+    NewEvent,
+    Outbox,
+    Outcome,
+    RecordQuery,
+    RequestLog,
+    open_outbox,
+)
 
 BACKENDS = ["memory", "sqlite"]
 OK = Outcome(0, "OK", "202611241200000000000000000000000000")
@@ -83,7 +93,7 @@ async def test_mark_sent(outbox: Outbox) -> None:
     [record] = await outbox.claim(10, lease=30)
     await outbox.mark_sent([record.id], OK)
     assert await outbox.claim(10, lease=30) == []
-    [found] = await outbox.find(event_id="a")
+    [found] = await outbox.find(RecordQuery(event_id="a"))
     assert found.state == SENT and found.result == {"code": 0, "message": "OK",
                                                     "request_id": OK.request_id}
 
@@ -107,7 +117,7 @@ async def test_dead_letter_and_replay(outbox: Outbox) -> None:
         records += batch
     rejected = Outcome(40002, "data.0.event_id: Not a valid string", "RID")
     await outbox.mark_failed([r.id for r in records], rejected, None)
-    dead = await outbox.find(state=DEAD)
+    dead = await outbox.find(RecordQuery(state=DEAD))
     assert {r.event_id for r in dead} == {"a", "b"}
     assert dead[0].result and dead[0].result["code"] == 40002
     stats = await outbox.stats()

@@ -30,6 +30,9 @@ class NewEvent:
     event_time: int
     payload: str
     test_event_code: str = ""
+    order_id: str = ""
+    inbound: str | None = None  # the event as received, personal data hashed (inspector)
+    sampled: bool = False  # keep payload and inbound after delivery (inspector sampling)
 
     @property
     def dedup_key(self) -> tuple[str, str, str, str]:
@@ -65,6 +68,10 @@ class OutboxRecord:
     created_at: float = 0.0
     available_at: float = 0.0
     last_result: str | None = None
+    order_id: str = ""
+    inbound: str | None = None
+    sampled: bool = False
+    finished_at: float | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -74,6 +81,62 @@ class OutboxRecord:
     @property
     def result(self) -> dict[str, Any] | None:
         return json.loads(self.last_result) if self.last_result else None
+
+
+@dataclass(frozen=True)
+class RecordQuery:
+    """What to look for with `find`; None matches anything."""
+
+    event_id: str | None = None
+    order_id: str | None = None
+    event_name: str | None = None
+    state: str | None = None
+    destination: str | None = None
+    since: float | None = None
+    test_only: bool = False
+    inspectable: bool = False  # only records the inspector can show (sampled, test, or dead)
+    limit: int = 100
+
+    def matches(self, record: OutboxRecord) -> bool:
+        return all((
+            self.event_id is None or record.event_id == self.event_id,
+            self.order_id is None or record.order_id == self.order_id,
+            self.event_name is None or record.event_name == self.event_name,
+            self.state is None or record.state == self.state,
+            self.destination is None or record.destination == self.destination,
+            self.since is None or record.created_at >= self.since,
+            not self.test_only or bool(record.test_event_code),
+            not self.inspectable or record.inbound is not None or record.state == DEAD,
+        ))
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    """One request to TikTok, as the tag-health pages show it."""
+
+    at: float
+    destination: str
+    events: int
+    test: bool
+    outcome: str  # delivered, partial, retry, rejected
+    code: int | None
+    message: str
+    request_id: str | None
+    http_status: int | None
+    latency: float
+
+
+CounterKey = tuple[int, str, str, str]  # (minute, destination, event_name, counter name)
+
+
+class TelemetryStore(Protocol):
+    """Counters per minute and the request log, shared by every process on the store."""
+
+    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None: ...
+
+    async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]: ...
+
+    async def requests(self, since: float, limit: int = 10_000) -> list[RequestLog]: ...
 
 
 @dataclass(frozen=True)
@@ -103,16 +166,21 @@ class Outbox(Protocol):
         """Count a failed attempt; retry at `retry_at`, or dead-letter when it is None."""
         ...
 
-    async def replay(self, destination: str | None = None, since: float | None = None) -> int:
-        """Queue dead letters again (those dead-lettered at or after `since`); return how many."""
+    async def replay(self, destination: str | None = None, since: float | None = None,
+                     ids: Sequence[int] | None = None) -> int:
+        """Queue dead letters again (of a destination, dead-lettered since, or by id); count them."""
         ...
 
-    async def find(self, *, event_id: str | None = None, state: str | None = None,
-                   destination: str | None = None, limit: int = 100) -> list[OutboxRecord]:
-        """Records by event_id and/or state, newest first."""
+    async def find(self, query: RecordQuery) -> list[OutboxRecord]:
+        """Records matching a query, newest first."""
         ...
+
+    async def get(self, id: int) -> OutboxRecord | None: ...
 
     async def stats(self) -> OutboxStats: ...
+
+    @property
+    def telemetry(self) -> TelemetryStore: ...
 
     async def close(self) -> None: ...
 
@@ -141,5 +209,5 @@ def open_outbox(url: str, *, dedup_window: float = 48 * 3600, retention: float =
     raise ConfigError(f"unknown storage URL {url.split(':')[0]!r}: use sqlite:/// or postgresql://")
 
 
-__all__ = ["DEAD", "PENDING", "SENT", "NewEvent", "Outbox", "OutboxRecord", "OutboxStats",
-           "Outcome", "open_outbox"]
+__all__ = ["DEAD", "PENDING", "SENT", "CounterKey", "NewEvent", "Outbox", "OutboxRecord",
+           "OutboxStats", "Outcome", "RecordQuery", "RequestLog", "TelemetryStore", "open_outbox"]

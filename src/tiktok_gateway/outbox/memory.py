@@ -7,7 +7,38 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
-from . import DEAD, PENDING, SENT, NewEvent, OutboxRecord, OutboxStats, Outcome
+from . import (
+    DEAD,
+    PENDING,
+    SENT,
+    CounterKey,
+    NewEvent,
+    OutboxRecord,
+    OutboxStats,
+    Outcome,
+    RecordQuery,
+    RequestLog,
+)
+
+
+class InMemoryTelemetry:
+    """Counters and the request log in memory."""
+
+    def __init__(self) -> None:
+        self.counts: dict[CounterKey, int] = {}
+        self.log: list[RequestLog] = []
+
+    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None:
+        for key, value in counters.items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        self.log.extend(requests)
+
+    async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]:
+        minute = int(since // 60)
+        return [(*key, value) for key, value in self.counts.items() if key[0] >= minute]
+
+    async def requests(self, since: float, limit: int = 10_000) -> list[RequestLog]:
+        return sorted((r for r in self.log if r.at >= since), key=lambda r: -r.at)[:limit]
 
 
 class InMemoryOutbox:
@@ -20,6 +51,11 @@ class InMemoryOutbox:
         self._seen: dict[tuple[str, str, str, str], float] = {}
         self._next_id = 1
         self._lock = asyncio.Lock()
+        self._telemetry = InMemoryTelemetry()
+
+    @property
+    def telemetry(self) -> InMemoryTelemetry:
+        return self._telemetry
 
     def reset(self) -> None:
         self.records.clear()
@@ -38,7 +74,8 @@ class InMemoryOutbox:
                     id=self._next_id, destination=event.destination,
                     event_name=event.event_name, event_id=event.event_id,
                     event_time=event.event_time, payload=event.payload,
-                    test_event_code=event.test_event_code, created_at=now, available_at=now)
+                    test_event_code=event.test_event_code, created_at=now, available_at=now,
+                    order_id=event.order_id, inbound=event.inbound, sampled=event.sampled)
                 self._next_id += 1
                 stored.append(True)
         return stored
@@ -66,7 +103,14 @@ class InMemoryOutbox:
         return claimed
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
-        await self._update(ids, state=SENT, last_result=outcome.as_json())
+        now = time.time()
+        async with self._lock:
+            for id_ in ids:
+                record = self.records[id_]
+                keep = record.sampled or bool(record.test_event_code)
+                self.records[id_] = dataclasses.replace(
+                    record, state=SENT, last_result=outcome.as_json(), finished_at=now,
+                    inbound=record.inbound if keep else None, payload=record.payload if keep else "")
 
     async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
                           retry_at: float | None) -> None:
@@ -74,35 +118,32 @@ class InMemoryOutbox:
             for id_ in ids:
                 record = self.records[id_]
                 state = PENDING if retry_at is not None else DEAD
-                if state == DEAD:
-                    self.dead_at[id_] = time.time()
+                finished = time.time() if state == DEAD else None
+                if finished:
+                    self.dead_at[id_] = finished
                 self.records[id_] = dataclasses.replace(
-                    record, state=state, attempts=record.attempts + 1,
+                    record, state=state, attempts=record.attempts + 1, finished_at=finished,
                     available_at=retry_at or record.available_at, last_result=outcome.as_json())
 
-    async def _update(self, ids: Sequence[int], **changes: object) -> None:
-        async with self._lock:
-            for id_ in ids:
-                self.records[id_] = dataclasses.replace(self.records[id_], **changes)  # type: ignore[arg-type]
-
-    async def replay(self, destination: str | None = None, since: float | None = None) -> int:
+    async def replay(self, destination: str | None = None, since: float | None = None,
+                     ids: Sequence[int] | None = None) -> int:
         now = time.time()
         async with self._lock:
             chosen = [r for r in self.records.values() if r.state == DEAD
                       and (destination is None or r.destination == destination)
-                      and (since is None or self.dead_at.get(r.id, 0) >= since)]
+                      and (since is None or self.dead_at.get(r.id, 0) >= since)
+                      and (ids is None or r.id in ids)]
             for record in chosen:
                 self.records[record.id] = dataclasses.replace(
                     record, state=PENDING, attempts=0, available_at=now)
         return len(chosen)
 
-    async def find(self, *, event_id: str | None = None, state: str | None = None,
-                   destination: str | None = None, limit: int = 100) -> list[OutboxRecord]:
-        found = [r for r in self.records.values()
-                 if (event_id is None or r.event_id == event_id)
-                 and (state is None or r.state == state)
-                 and (destination is None or r.destination == destination)]
-        return sorted(found, key=lambda r: -r.id)[:limit]
+    async def find(self, query: RecordQuery) -> list[OutboxRecord]:
+        found = [r for r in self.records.values() if query.matches(r)]
+        return sorted(found, key=lambda r: -r.id)[:query.limit]
+
+    async def get(self, id: int) -> OutboxRecord | None:
+        return self.records.get(id)
 
     async def stats(self) -> OutboxStats:
         counts = {PENDING: 0, SENT: 0, DEAD: 0}

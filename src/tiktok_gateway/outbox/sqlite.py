@@ -20,7 +20,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..exceptions import OutboxError
-from . import DEAD, PENDING, SENT, NewEvent, OutboxRecord, OutboxStats, Outcome
+from . import (
+    DEAD,
+    PENDING,
+    SENT,
+    CounterKey,
+    NewEvent,
+    OutboxRecord,
+    OutboxStats,
+    Outcome,
+    RecordQuery,
+    RequestLog,
+)
 from ._sql import load_queries
 
 Q = load_queries("sqlite.sql")
@@ -29,6 +40,7 @@ Operation = Callable[[sqlite3.Connection], Any]
 _STOP = object()
 MAX_GROUP = 512  # operations per transaction
 PRUNE_EVERY = 60.0
+TELEMETRY_RETENTION = 90 * 86400  # per-minute counters are small; keep a quarter of history
 
 
 @contextlib.contextmanager
@@ -134,8 +146,45 @@ def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None
         future.set_result(value)
 
 
+# The column order of every query that returns records (see sqlite.sql).
+_COLUMNS = ("id", "destination", "event_name", "event_id", "event_time", "payload",
+            "test_event_code", "state", "attempts", "created_at", "available_at", "last_result",
+            "order_id", "inbound", "sampled", "finished_at")
+
+
 def _record(row: Sequence[Any]) -> OutboxRecord:
-    return OutboxRecord(*row)
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["sampled"] = bool(values["sampled"])
+    return OutboxRecord(**values)
+
+
+class SQLiteTelemetry:
+    """Counters and the request log in the outbox's file, written by its writer thread."""
+
+    def __init__(self, writer: _DatabaseThread, reader: _DatabaseThread) -> None:
+        self._writer = writer
+        self._reader = reader
+
+    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None:
+        counter_rows = [{"minute": k[0], "destination": k[1], "event_name": k[2], "name": k[3],
+                         "value": v} for k, v in counters.items()]
+        request_rows = [{**r.__dict__, "test": int(r.test)} for r in requests]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(Q["add_counter"], counter_rows)
+            conn.executemany(Q["add_request"], request_rows)
+
+        await self._writer.run(write)
+
+    async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]:
+        params = {"minute": int(since // 60)}
+        return await self._reader.run(lambda c: c.execute(Q["counters_since"], params).fetchall())
+
+    async def requests(self, since: float, limit: int = 10_000) -> list[RequestLog]:
+        params = {"since": since, "limit": limit}
+        rows = await self._reader.run(lambda c: c.execute(Q["requests_since"], params).fetchall())
+        return [RequestLog(at, dest, events, bool(test), outcome, code, message, rid, status, lat)
+                for at, dest, events, test, outcome, code, message, rid, status, lat in rows]
 
 
 class SQLiteOutbox:
@@ -157,6 +206,11 @@ class SQLiteOutbox:
         self._reader = (self._writer if reader is writer else
                         _DatabaseThread(reader, transactional=False, name="outbox-reader"))
         self._last_prune = 0.0
+        self._telemetry = SQLiteTelemetry(self._writer, self._reader)
+
+    @property
+    def telemetry(self) -> SQLiteTelemetry:
+        return self._telemetry
 
     async def put(self, events: Sequence[NewEvent]) -> list[bool]:
         return await self._writer.run(lambda conn: self._put(conn, events))
@@ -169,7 +223,7 @@ class SQLiteOutbox:
             fresh = self._remember(conn, event, now)
             stored.append(fresh)
             if fresh:
-                rows.append({**event.__dict__, "now": now})
+                rows.append({**event.__dict__, "sampled": int(event.sampled), "now": now})
         conn.executemany(Q["insert"], rows)
         return stored
 
@@ -203,6 +257,8 @@ class SQLiteOutbox:
         conn.execute(Q["prune_sent"], {"before": now - self.retention})
         if self.dedup_window:
             conn.execute(Q["prune_dedup"], {"before": now - self.dedup_window})
+        conn.execute(Q["prune_telemetry"], {"minute": int((now - TELEMETRY_RETENTION) // 60)})
+        conn.execute(Q["prune_requests"], {"before": now - self.retention})
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
         now, result = time.time(), outcome.as_json()
@@ -216,16 +272,24 @@ class SQLiteOutbox:
         await self._writer.run(lambda conn: conn.executemany(
             Q["mark_failed"], [{**params, "id": i} for i in ids]))
 
-    async def replay(self, destination: str | None = None, since: float | None = None) -> int:
+    async def replay(self, destination: str | None = None, since: float | None = None,
+                     ids: Sequence[int] | None = None) -> int:
         params = {"now": time.time(), "destination": destination, "since": since}
-        return await self._writer.run(lambda conn: conn.execute(Q["replay"], params).rowcount)
+        if ids is None:
+            return await self._writer.run(lambda conn: conn.execute(Q["replay"], params).rowcount)
+        rows = [{**params, "id": id_} for id_ in ids]
+        return await self._writer.run(lambda conn: sum(
+            conn.execute(Q["replay_one"], row).rowcount for row in rows))
 
-    async def find(self, *, event_id: str | None = None, state: str | None = None,
-                   destination: str | None = None, limit: int = 100) -> list[OutboxRecord]:
-        params = {"event_id": event_id, "state": state, "destination": destination,
-                  "limit": limit}
+    async def find(self, query: RecordQuery) -> list[OutboxRecord]:
+        params = {**query.__dict__, "test_only": int(query.test_only),
+                  "inspectable": int(query.inspectable)}
         rows = await self._reader.run(lambda conn: conn.execute(Q["find"], params).fetchall())
         return [_record(row) for row in rows]
+
+    async def get(self, id: int) -> OutboxRecord | None:
+        row = await self._reader.run(lambda conn: conn.execute(Q["get"], {"id": id}).fetchone())
+        return _record(row) if row else None
 
     async def stats(self) -> OutboxStats:
         return await self._reader.run(self._stats)

@@ -8,7 +8,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     event_id        TEXT    NOT NULL,
     event_time      INTEGER NOT NULL,
     test_event_code TEXT    NOT NULL DEFAULT '',
+    order_id        TEXT    NOT NULL DEFAULT '',
     payload         TEXT    NOT NULL,
+    inbound         TEXT,
+    sampled         INTEGER NOT NULL DEFAULT 0,
     state           TEXT    NOT NULL DEFAULT 'pending',
     attempts        INTEGER NOT NULL DEFAULT 0,
     created_at      REAL    NOT NULL,
@@ -21,6 +24,8 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (available_at) WHERE state = 'pe
 CREATE INDEX IF NOT EXISTS outbox_group ON outbox (destination, test_event_code, id)
     WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_event_id ON outbox (event_id);
+CREATE INDEX IF NOT EXISTS outbox_order_id ON outbox (order_id) WHERE order_id != '';
+CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at);
 CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (state, finished_at) WHERE state != 'pending';
 CREATE TABLE IF NOT EXISTS dedup (
     destination     TEXT NOT NULL,
@@ -31,6 +36,28 @@ CREATE TABLE IF NOT EXISTS dedup (
     PRIMARY KEY (destination, event_name, event_id, test_event_code)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dedup_seen ON dedup (seen_at);
+CREATE TABLE IF NOT EXISTS counters (
+    minute      INTEGER NOT NULL,
+    destination TEXT    NOT NULL,
+    event_name  TEXT    NOT NULL,
+    name        TEXT    NOT NULL,
+    value       INTEGER NOT NULL,
+    PRIMARY KEY (minute, destination, event_name, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS requests (
+    id          INTEGER PRIMARY KEY,
+    at          REAL    NOT NULL,
+    destination TEXT    NOT NULL,
+    events      INTEGER NOT NULL,
+    test        INTEGER NOT NULL,
+    outcome     TEXT    NOT NULL,
+    code        INTEGER,
+    message     TEXT,
+    request_id  TEXT,
+    http_status INTEGER,
+    latency     REAL
+);
+CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
 
 -- name: remember
 -- Stores the key, or refreshes it when the last sighting is outside the window.
@@ -41,9 +68,10 @@ ON CONFLICT (destination, event_name, event_id, test_event_code)
 DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at <= :window_start;
 
 -- name: insert
-INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code, payload,
-                    created_at, available_at)
-VALUES (:destination, :event_name, :event_id, :event_time, :test_event_code, :payload, :now, :now);
+INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code, order_id,
+                    payload, inbound, sampled, created_at, available_at)
+VALUES (:destination, :event_name, :event_id, :event_time, :test_event_code, :order_id,
+        :payload, :inbound, :sampled, :now, :now);
 
 -- name: next_group
 SELECT destination, test_event_code FROM outbox
@@ -64,10 +92,13 @@ WHERE id IN (
     ORDER BY id LIMIT :limit
 )
 RETURNING id, destination, event_name, event_id, event_time, payload, test_event_code, state,
-          attempts, created_at, available_at, last_result;
+          attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at;
 
 -- name: mark_sent
-UPDATE outbox SET state = 'sent', finished_at = :now, leased_until = NULL, last_result = :result
+-- Unsampled live events keep only their outcome; the inspector keeps the sampled ones whole.
+UPDATE outbox SET state = 'sent', finished_at = :now, leased_until = NULL, last_result = :result,
+    inbound = CASE WHEN sampled = 1 OR test_event_code != '' THEN inbound END,
+    payload = CASE WHEN sampled = 1 OR test_event_code != '' THEN payload ELSE '' END
 WHERE id = :id;
 
 -- name: mark_failed
@@ -84,14 +115,53 @@ WHERE state = 'dead'
   AND (:destination IS NULL OR destination = :destination)
   AND (:since IS NULL OR finished_at >= :since);
 
+-- name: replay_one
+UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL,
+    leased_until = NULL
+WHERE state = 'dead' AND id = :id;
+
 -- name: find
 SELECT id, destination, event_name, event_id, event_time, payload, test_event_code, state,
-       attempts, created_at, available_at, last_result
+       attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at
 FROM outbox
 WHERE (:event_id IS NULL OR event_id = :event_id)
+  AND (:order_id IS NULL OR order_id = :order_id)
+  AND (:event_name IS NULL OR event_name = :event_name)
   AND (:state IS NULL OR state = :state)
   AND (:destination IS NULL OR destination = :destination)
+  AND (:since IS NULL OR created_at >= :since)
+  AND (:test_only = 0 OR test_event_code != '')
+  AND (:inspectable = 0 OR inbound IS NOT NULL OR state = 'dead')
 ORDER BY id DESC LIMIT :limit;
+
+-- name: get
+SELECT id, destination, event_name, event_id, event_time, payload, test_event_code, state,
+       attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at
+FROM outbox WHERE id = :id;
+
+-- name: add_counter
+INSERT INTO counters (minute, destination, event_name, name, value)
+VALUES (:minute, :destination, :event_name, :name, :value)
+ON CONFLICT (minute, destination, event_name, name) DO UPDATE SET value = value + excluded.value;
+
+-- name: add_request
+INSERT INTO requests (at, destination, events, test, outcome, code, message, request_id,
+                      http_status, latency)
+VALUES (:at, :destination, :events, :test, :outcome, :code, :message, :request_id,
+        :http_status, :latency);
+
+-- name: counters_since
+SELECT minute, destination, event_name, name, value FROM counters WHERE minute >= :minute;
+
+-- name: requests_since
+SELECT at, destination, events, test, outcome, code, message, request_id, http_status, latency
+FROM requests WHERE at >= :since ORDER BY at DESC LIMIT :limit;
+
+-- name: prune_telemetry
+DELETE FROM counters WHERE minute < :minute;
+
+-- name: prune_requests
+DELETE FROM requests WHERE at < :before;
 
 -- name: counts
 SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;

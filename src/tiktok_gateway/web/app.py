@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -14,7 +15,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from .. import __version__
 from ..config import Settings
 from ..gateway import Gateway
+from .admin import AdminAuth
 from .auth import KeyRing
+from .dashboard import Dashboard
 from .health import EventStatus, Readiness, healthz
 from .ingest import Ingest
 from .openapi import openapi_document
@@ -35,7 +38,13 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     async def index(request: Request) -> Response:
         return JSONResponse({"service": "tiktok-gateway", "version": __version__,
                              "demo": gateway.demo, "ingest": "/v1/events",
+                             "dashboard": "/dashboard", "metrics": "/metrics",
                              "openapi": "/openapi.json"})
+
+    async def metrics(request: Request) -> Response:
+        await gateway.telemetry.refresh_gauges()
+        return Response(generate_latest(gateway.telemetry.metrics.registry),
+                        media_type=CONTENT_TYPE_LATEST)
 
     routes: list[BaseRoute] = [
         Route("/v1/events", Ingest(gateway, keys).endpoint, methods=["POST", "OPTIONS"]),
@@ -43,7 +52,9 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(gateway).endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/", index, methods=["GET"]),
+        *Dashboard(gateway, AdminAuth(settings.admin)).routes(),
     ]
     if gateway.sandbox_app is not None:
         routes.append(Mount(SANDBOX_MOUNT, app=gateway.sandbox_app))

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..exceptions import OutboxError
 from ..gateway import Gateway
+from ..outbox import RecordQuery
 from .auth import KeyRing, presented_key
 
 
@@ -48,7 +49,7 @@ class EventStatus:
         event_id = request.query_params.get("event_id")
         if not event_id:
             return JSONResponse({"error": "event_id is required"}, 400)
-        records = await self.gateway.outbox.find(event_id=event_id, limit=50)
+        records = await self.gateway.outbox.find(RecordQuery(event_id=event_id, limit=50))
         return JSONResponse({"event_id": event_id, "deliveries": [
             {"destination": r.destination, "event": r.event_name, "state": r.state,
              "attempts": r.attempts, "test_event_code": r.test_event_code or None,

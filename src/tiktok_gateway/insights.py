@@ -1,0 +1,177 @@
+"""The figures the dashboard and `report` show, computed from the store's counters and logs.
+
+Match quality is an *estimate*: TikTok publishes no weights, only that its score is "a
+weighted average of match key coverage". Ours are invented, shown beside the score, and
+rank the keys as integrators report TikTok does (ttclid strongest, IP + user agent weakest).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .observe import DEAD, DELIVERED, DUPLICATE, RECEIVED, REJECTED, RETRIED, SHARED_ID
+from .outbox import OutboxStats, RequestLog
+
+EMQ_WEIGHTS = {"ttclid": 3.0, "email": 2.0, "phone": 1.5, "ip_user_agent": 1.5,
+               "external_id": 1.0, "ttp": 1.0}  # sums to 10: the estimate is on a 0-10 scale
+QUALITY_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent",
+                  "value", "currency", "contents", "content_type")
+ADVICE = {
+    "ttclid": "Capture ttclid from the landing URL and send it: it is TikTok's strongest key.",
+    "email": "Send the customer's email; the gateway hashes it.",
+    "phone": "Send the phone number (with a country code, or set phone_region).",
+    "ip_user_agent": "Send the browser's IP and user agent (or let the gateway take them "
+                     "from the request with fill_client_context).",
+    "external_id": "Send your customer id as external_id, hashed the same way as the pixel.",
+    "ttp": "Read the _ttp cookie in the browser and send it as ttp.",
+}
+WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
+BUCKETS = {"1h": 60, "24h": 1800, "7d": 6 * 3600}
+
+
+@dataclass
+class ErrorGroup:
+    code: int | None
+    message: str
+    count: int
+    last_seen: float
+
+
+@dataclass
+class Bucket:
+    start: float
+    requests: int = 0
+    failed: int = 0
+    events: int = 0
+
+
+@dataclass
+class Health:
+    """Tag health of one destination over a window."""
+
+    destination: str
+    requests: int = 0
+    succeeded: int = 0
+    events_sent: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[ErrorGroup] = field(default_factory=list)
+    series: list[Bucket] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    pending: int = 0
+    dead: int = 0
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.succeeded / self.requests if self.requests else None
+
+    def latency(self, quantile: float) -> float | None:
+        if not self.latencies:
+            return None
+        if len(self.latencies) == 1:
+            return self.latencies[0]
+        cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
+        return cuts[min(98, max(0, int(quantile * 100) - 1))]
+
+
+@dataclass
+class Quality:
+    """Data quality of one TikTok event name over a window."""
+
+    event: str
+    received: int
+    counts: dict[str, int]
+
+    def share(self, name: str) -> float:
+        return self.counts.get(name, 0) / self.received if self.received else 0.0
+
+    @property
+    def shared_id_share(self) -> float:
+        return self.share(SHARED_ID.removeprefix("has:"))
+
+    @property
+    def match_quality(self) -> float:
+        return round(sum(w * self.share(k) for k, w in EMQ_WEIGHTS.items()), 1)
+
+    def advice(self) -> list[str]:
+        tips = [ADVICE[k] for k in sorted(EMQ_WEIGHTS, key=lambda k: -EMQ_WEIGHTS[k])
+                if self.share(k) < 0.5]
+        missing_id = 1 - self.shared_id_share
+        if missing_id > 0:
+            tips.append(f"{missing_id:.0%} of these events had no event_id or order_id: the "
+                        "pixel cannot send the same id, so TikTok may count them twice.")
+        return tips
+
+
+def tag_health(destinations: Iterable[str], counters: Sequence[tuple[int, str, str, str, int]],
+               requests: Sequence[RequestLog], stats: OutboxStats, span: float, step: float,
+               now: float | None = None) -> list[Health]:
+    """Per destination: requests, success, latency, errors and a time series of `step` buckets."""
+    now = time.time() if now is None else now
+    start = now - span
+    result = []
+    for name in destinations:
+        health = Health(name, series=[Bucket(start + i * step) for i in range(int(span // step) + 1)])
+        _add_requests(health, [r for r in requests if r.destination == name], start, step)
+        for minute, dest, _event, counter, value in counters:
+            if dest == name:
+                health.totals[counter] = health.totals.get(counter, 0) + value
+                if counter == DELIVERED:
+                    _bucket(health, minute * 60, start, step).events += value
+        per = stats.by_destination.get(name, {})
+        health.pending, health.dead = per.get("pending", 0), per.get("dead", 0)
+        result.append(health)
+    return result
+
+
+def _add_requests(health: Health, requests: Sequence[RequestLog], start: float,
+                  step: float) -> None:
+    errors: dict[tuple[int | None, str], ErrorGroup] = {}
+    for r in requests:
+        health.requests += 1
+        ok = r.outcome in ("delivered", "partial")
+        health.succeeded += ok
+        health.events_sent += r.events if ok else 0
+        health.latencies.append(r.latency)
+        bucket = _bucket(health, r.at, start, step)
+        bucket.requests += 1
+        if not ok:
+            bucket.failed += 1
+            key = (r.code, r.message)
+            group = errors.setdefault(key, ErrorGroup(r.code, r.message, 0, r.at))
+            group.count += 1
+            group.last_seen = max(group.last_seen, r.at)
+    health.errors = sorted(errors.values(), key=lambda g: -g.count)
+
+
+def _bucket(health: Health, at: float, start: float, step: float) -> Bucket:
+    index = min(len(health.series) - 1, max(0, int((at - start) // step)))
+    return health.series[index]
+
+
+def data_quality(counters: Sequence[tuple[int, str, str, str, int]]) -> list[Quality]:
+    """Per TikTok event name: how many events, and how many carried each field."""
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for _minute, dest, event, counter, value in counters:
+        if dest.startswith("("):
+            continue
+        key = RECEIVED if counter == RECEIVED else counter.removeprefix("has:")
+        if counter == RECEIVED or counter.startswith("has:"):
+            counts[event][key] = counts[event].get(key, 0) + value
+    return sorted((Quality(event, c.get(RECEIVED, 0), c) for event, c in counts.items()),
+                  key=lambda q: -q.received)
+
+
+def outcome_totals(counters: Sequence[tuple[int, str, str, str, int]]) -> dict[str, int]:
+    """Events received, filtered, duplicate, delivered, retried, rejected and dead, summed."""
+    totals = {name: 0 for name in (RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED)}
+    totals["filtered"] = 0
+    for _minute, _dest, _event, counter, value in counters:
+        if counter.startswith("filtered:"):
+            totals["filtered"] += value
+        elif counter in totals:
+            totals[counter] += value
+    return totals

@@ -1,0 +1,132 @@
+"""What the gateway records about itself: counters per minute, the request log, Prometheus.
+
+Ingest and delivery call `Telemetry` on their hot paths, so it only adds to dicts in
+memory; a background task flushes them to the store every couple of seconds in one write.
+The store holds the totals of every process that shares it (the dashboard reads those);
+`/metrics` shows this process's own counters, as Prometheus expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .outbox import CounterKey, Outbox, RequestLog, TelemetryStore
+
+logger = logging.getLogger("tiktok_gateway.observe")
+
+USER_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent")
+PROPERTY_FIELDS = ("value", "currency", "contents", "content_type")
+# Counter names. Presence counters are "has:<field>"; filters are "filtered:<reason>".
+RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED = (
+    "received", "duplicate", "delivered", "retried", "dead", "rejected")
+SHARED_ID = "has:shared_event_id"
+
+
+def present_fields(data: dict[str, Any]) -> list[str]:
+    """The user fields and recommended properties a 2.0 item carries."""
+    user, props = data.get("user") or {}, data.get("properties") or {}
+    fields = [f for f in USER_FIELDS if user.get(f)]
+    fields += [f for f in PROPERTY_FIELDS if props.get(f) not in (None, "", [])]
+    return fields
+
+
+class Metrics:
+    """This process's Prometheus metrics, in their own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter("tiktok_gateway_events", "Events by destination, TikTok event and "
+                              "outcome", ["destination", "event", "outcome"], registry=self.registry)
+        self.requests = Counter("tiktok_gateway_requests", "Requests to TikTok by destination and "
+                                "TikTok code", ["destination", "code"], registry=self.registry)
+        self.latency = Histogram("tiktok_gateway_request_seconds", "TikTok request latency",
+                                 ["destination"], registry=self.registry,
+                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.pending = Gauge("tiktok_gateway_outbox_pending", "Events waiting for delivery",
+                             registry=self.registry)
+        self.dead = Gauge("tiktok_gateway_outbox_dead", "Dead-lettered events",
+                          registry=self.registry)
+        self.oldest = Gauge("tiktok_gateway_outbox_oldest_pending_seconds",
+                            "Age of the oldest undelivered event", registry=self.registry)
+
+
+class Telemetry:
+    """Counts in memory, flushes to the store in the background."""
+
+    def __init__(self, store: TelemetryStore, outbox: Outbox | None = None,
+                 *, interval: float = 2.0) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.interval = interval
+        self.metrics = Metrics()
+        self._counts: dict[CounterKey, int] = {}
+        self._requests: list[RequestLog] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def count(self, destination: str, event: str, name: str, n: int = 1) -> None:
+        key = (int(time.time() // 60), destination, event, name)
+        self._counts[key] = self._counts.get(key, 0) + n
+        if not name.startswith("has:"):
+            self.metrics.events.labels(destination, event, name).inc(n)
+
+    def received(self, destination: str, event: str, data: dict[str, Any],
+                 shared_id: bool) -> None:
+        """An event routed to a destination: count it and the fields it carries."""
+        self.count(destination, event, RECEIVED)
+        fields = present_fields(data)
+        for name in fields:
+            self.count(destination, event, f"has:{name}")
+        if "ip" in fields and "user_agent" in fields:  # a match key only as a pair
+            self.count(destination, event, "has:ip_user_agent")
+        if shared_id:
+            self.count(destination, event, SHARED_ID)
+
+    def outcome(self, destination: str, events: Iterable[str], name: str) -> None:
+        for event in events:
+            self.count(destination, event, name)
+
+    def request(self, log: RequestLog) -> None:
+        self._requests.append(log)
+        self.metrics.requests.labels(log.destination, str(log.code)).inc()
+        self.metrics.latency.labels(log.destination).observe(log.latency)
+
+    async def flush(self) -> None:
+        counts, requests = self._counts, self._requests
+        self._counts, self._requests = {}, []
+        if counts or requests:
+            await self.store.add(counts, requests)
+
+    async def refresh_gauges(self) -> None:
+        if self.outbox is None:
+            return
+        stats = await self.outbox.stats()
+        self.metrics.pending.set(stats.pending)
+        self.metrics.dead.set(stats.dead)
+        oldest = stats.oldest_pending_at
+        self.metrics.oldest.set(time.time() - oldest if oldest else 0)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="telemetry")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+                await self.refresh_gauges()
+            except Exception:  # counters are best effort; never stop ingest for them
+                logger.exception("could not write telemetry")

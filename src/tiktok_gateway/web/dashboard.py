@@ -1,0 +1,188 @@
+"""The dashboard: tag health, data quality, inspector, live test events, dead letters.
+
+Server-rendered with Jinja2, charts as inline SVG, no build step. Every route needs the
+admin credentials; actions also need the CSRF token. Figures come from the store, so
+with PostgreSQL they are the totals of every gateway process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from .. import insights
+from ..gateway import Gateway
+from ..outbox import DEAD, OutboxRecord, RecordQuery
+from ..tiktok.lint import lint_event
+from ..tiktok.schema import build_request
+from .admin import AdminAuth
+from .charts import bar_chart
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
+TEMPLATES.env.filters["ms"] = lambda v: "–" if v is None else f"{v * 1000:.0f} ms"
+TEMPLATES.env.filters["when"] = lambda v: "–" if not v else time.strftime(
+    "%Y-%m-%d %H:%M:%S", time.localtime(v))
+TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
+Handler = Callable[[Request], Awaitable[Response]]
+STATES = ("pending", "sent", "dead")
+
+
+class Dashboard:
+    def __init__(self, gateway: Gateway, auth: AdminAuth) -> None:
+        self.gateway = gateway
+        self.auth = auth
+
+    def routes(self) -> list[Route]:
+        guarded = self._guard
+        return [
+            Route("/dashboard", guarded(self.overview), methods=["GET"]),
+            Route("/dashboard/quality", guarded(self.quality), methods=["GET"]),
+            Route("/dashboard/inspector", guarded(self.inspector), methods=["GET"]),
+            Route("/dashboard/inspector/{id:int}", guarded(self.inspect), methods=["GET"]),
+            Route("/dashboard/test-events", guarded(self.test_events), methods=["GET"]),
+            Route("/dashboard/test-events/stream", guarded(self.test_stream), methods=["GET"]),
+            Route("/dashboard/dead-letters", guarded(self.dead_letters), methods=["GET"]),
+            Route("/dashboard/dead-letters/replay", guarded(self.replay), methods=["POST"]),
+        ]
+
+    def _guard(self, handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            if not self.auth.check(request):
+                return self.auth.challenge()
+            return await handler(request)
+
+        return guarded
+
+    def _render(self, request: Request, template: str, **context: Any) -> Response:
+        testing = [d.settings for d in self.gateway.destinations if d.settings.test_event_code]
+        return TEMPLATES.TemplateResponse(request, template, {
+            "testing": testing, "demo": self.gateway.demo, "csrf": self.auth.csrf_token(),
+            "page": template.removesuffix(".html"), **context})
+
+    @staticmethod
+    def _window(request: Request) -> str:
+        window = request.query_params.get("window", "24h")
+        return window if window in insights.WINDOWS else "24h"
+
+    async def overview(self, request: Request) -> Response:
+        window = self._window(request)
+        since = time.time() - insights.WINDOWS[window]
+        telemetry = self.gateway.outbox.telemetry
+        counters = await telemetry.counters(since)
+        stats = await self.gateway.outbox.stats()
+        health = insights.tag_health([d.name for d in self.gateway.destinations], counters,
+                                     await telemetry.requests(since), stats,
+                                     insights.WINDOWS[window], insights.BUCKETS[window])
+        charts = {h.destination: (
+            bar_chart([b.start for b in h.series], [b.requests - b.failed for b in h.series],
+                      [b.failed for b in h.series], title=f"requests to TikTok, {h.destination}"),
+            bar_chart([b.start for b in h.series], [b.events for b in h.series],
+                      [0] * len(h.series), title=f"events delivered, {h.destination}"))
+            for h in health}
+        oldest = time.time() - stats.oldest_pending_at if stats.oldest_pending_at else None
+        return self._render(request, "overview.html", window=window, health=health,
+                            charts=charts, stats=stats, oldest=oldest,
+                            totals=insights.outcome_totals(counters))
+
+    async def quality(self, request: Request) -> Response:
+        window = self._window(request)
+        counters = await self.gateway.outbox.telemetry.counters(
+            time.time() - insights.WINDOWS[window])
+        return self._render(request, "quality.html", window=window,
+                            quality=insights.data_quality(counters),
+                            fields=insights.QUALITY_FIELDS, weights=insights.EMQ_WEIGHTS)
+
+    async def inspector(self, request: Request) -> Response:
+        q = request.query_params
+        window = q.get("window", "7d")
+        state = q.get("state") or None
+        query = RecordQuery(
+            event_id=q.get("event_id") or None, order_id=q.get("order_id") or None,
+            event_name=q.get("event") or None, state=state if state in STATES else None,
+            since=time.time() - insights.WINDOWS.get(window, insights.WINDOWS["7d"]),
+            inspectable=True, limit=200)
+        records = await self.gateway.outbox.find(query)
+        return self._render(request, "inspector.html", records=records, q=q, window=window,
+                            states=STATES)
+
+    async def inspect(self, request: Request) -> Response:
+        record = await self.gateway.outbox.get(request.path_params["id"])
+        if record is None:
+            return self._render(request, "inspect.html", record=None)
+        return self._render(request, "inspect.html", record=record,
+                            inbound=json.loads(record.inbound) if record.inbound else None,
+                            sent=self._request_body(record), verdict=_verdict(record),
+                            answer=record.result)
+
+    def _request_body(self, record: OutboxRecord) -> dict[str, Any] | None:
+        if not record.payload:
+            return None
+        sender = self.gateway.dispatcher.senders.get(record.destination)
+        pixel = sender.pixel_id if sender else "(destination no longer configured)"
+        return build_request(pixel, [record.data], test_event_code=record.test_event_code or None,
+                             event_source=sender.event_source if sender else "web")
+
+    async def test_events(self, request: Request) -> Response:
+        return self._render(request, "test_events.html")
+
+    async def test_stream(self, request: Request) -> Response:
+        """Server-sent events: each test event, again whenever its delivery state changes."""
+        async def stream() -> AsyncIterator[str]:
+            seen: dict[int, str] = {}
+            since = time.time() - 3600
+            yield "retry: 1000\n\n"
+            while not await request.is_disconnected():
+                records = await self.gateway.outbox.find(
+                    RecordQuery(test_only=True, since=since, limit=200))
+                for record in reversed(records):
+                    if seen.get(record.id) != record.state:
+                        seen[record.id] = record.state
+                        yield f"data: {json.dumps(_test_event_row(record))}\n\n"
+                await asyncio.sleep(0.5)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    async def dead_letters(self, request: Request) -> Response:
+        records = await self.gateway.outbox.find(RecordQuery(state=DEAD, limit=500))
+        replayed = request.query_params.get("replayed")
+        return self._render(request, "dead_letters.html", records=records, replayed=replayed)
+
+    async def replay(self, request: Request) -> Response:
+        if not await self.auth.csrf_ok(request):
+            return Response("missing or wrong CSRF token", 403)
+        form = await request.form()
+        record_id = form.get("id")
+        ids = [int(record_id)] if isinstance(record_id, str) and record_id.isdigit() else None
+        count = await self.gateway.outbox.replay(ids=ids)
+        self.gateway.dispatcher.notify()
+        return RedirectResponse(f"/dashboard/dead-letters?replayed={count}", 303)
+
+
+def _verdict(record: OutboxRecord) -> dict[str, Any] | None:
+    if not record.payload:
+        return None
+    return lint_event(record.data, 0, time.time(), prefix="").as_dict()
+
+
+def _test_event_row(record: OutboxRecord) -> dict[str, Any]:
+    data = record.data if record.payload else {}
+    verdict = _verdict(record) or {"errors": [], "warnings": [], "dropped": []}
+    user, props = data.get("user") or {}, data.get("properties") or {}
+    return {"id": record.id, "event": record.event_name, "event_id": record.event_id,
+            "test_event_code": record.test_event_code, "destination": record.destination,
+            "state": record.state, "event_time": record.event_time,
+            "value": props.get("value"), "currency": props.get("currency"),
+            "hashed": [k for k in ("email", "phone", "external_id") if user.get(k)],
+            "plain": [k for k in ("ttclid", "ttp", "ip", "user_agent") if user.get(k)],
+            "verdict": verdict, "tiktok": record.result}
