@@ -57,6 +57,7 @@ def chromium_path() -> str:
 SERVER_KEY = "server-key-0123456789"
 BROWSER_KEY = "browser-key-0123456789"
 SHOP_ORIGIN = "https://shop.example.com"
+ADMIN = ("admin", "admin-password-0123456789")
 
 
 def gateway_config(tmp_path: Path, sandbox_url: str, **sections: Any) -> dict[str, Any]:
@@ -65,6 +66,8 @@ def gateway_config(tmp_path: Path, sandbox_url: str, **sections: Any) -> dict[st
         "storage": {"url": f"sqlite:///{tmp_path}/gateway.db"},
         "tiktok": {"base_url": sandbox_url, "timeout": 5},
         "delivery": {"linger_ms": 10, "retry_base_seconds": 0.05, "retry_max_seconds": 0.5},
+        "admin": {"username": ADMIN[0], "password": ADMIN[1]},
+        "observe": {"flush_seconds": 0.2, "inspect_sample_rate": 1.0},
         "keys": [
             {"name": "backend", "secret": SERVER_KEY, "kind": "server"},
             {"name": "web", "secret": BROWSER_KEY, "kind": "browser",

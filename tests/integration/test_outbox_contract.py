@@ -144,3 +144,64 @@ async def test_concurrent_puts_all_land(outbox: Outbox) -> None:
     """Many concurrent writers (group commit) lose nothing."""
     await asyncio.gather(*(outbox.put([event(f"{i}-{j}") for j in range(10)]) for i in range(50)))
     assert (await outbox.stats()).pending == 500
+
+
+async def test_find_filters(outbox: Outbox) -> None:
+    """find() matches on event_id, order_id, event name, state, test code and time."""
+    before = time.time() - 1
+    await outbox.put([
+        NewEvent("shop", "CompletePayment", "o1_CompletePayment", int(time.time()), "{}",
+                 order_id="o1"),
+        NewEvent("shop", "AddToCart", "a1", int(time.time()), "{}", test_event_code="T1"),
+    ])
+    assert [r.event_id for r in await outbox.find(RecordQuery(order_id="o1"))] == [
+        "o1_CompletePayment"]
+    assert [r.event_id for r in await outbox.find(RecordQuery(event_name="AddToCart"))] == ["a1"]
+    assert [r.event_id for r in await outbox.find(RecordQuery(test_only=True))] == ["a1"]
+    assert len(await outbox.find(RecordQuery(since=before))) == 2
+    assert await outbox.find(RecordQuery(since=time.time() + 60)) == []
+    record = (await outbox.find(RecordQuery(order_id="o1")))[0]
+    assert (await outbox.get(record.id)) == record
+    assert await outbox.get(999_999) is None
+
+
+async def test_unsampled_live_events_keep_only_their_outcome(outbox: Outbox) -> None:
+    """After delivery, the inspector keeps sampled and test events whole, others only the answer."""
+    await outbox.put([
+        NewEvent("shop", "X", "kept", int(time.time()), '{"a":1}', inbound='{"b":2}', sampled=True),
+        NewEvent("shop", "X", "dropped", int(time.time()), '{"a":1}', inbound='{"b":2}'),
+    ])
+    records = await outbox.claim(10, lease=30)
+    await outbox.mark_sent([r.id for r in records], OK)
+    [kept] = await outbox.find(RecordQuery(event_id="kept"))
+    [trimmed] = await outbox.find(RecordQuery(event_id="dropped"))
+    assert (kept.payload, kept.inbound) == ('{"a":1}', '{"b":2}')
+    assert (trimmed.payload, trimmed.inbound) == ("", None)
+    assert trimmed.result and trimmed.result["code"] == 0
+    inspectable = await outbox.find(RecordQuery(inspectable=True))
+    assert [r.event_id for r in inspectable] == ["kept"]
+
+
+async def test_replay_by_id(outbox: Outbox) -> None:
+    """One dead letter can be replayed alone."""
+    await outbox.put([event("a"), event("b")])
+    records = await outbox.claim(10, lease=30)
+    await outbox.mark_failed([r.id for r in records], Outcome(40002, "bad"), None)
+    assert await outbox.replay(ids=[records[0].id]) == 1
+    assert [r.event_id for r in await outbox.claim(10, lease=30)] == ["a"]
+
+
+async def test_telemetry_counters_add_up(outbox: Outbox) -> None:
+    """Counters from several flushes add up per minute; the request log is newest first."""
+    minute = int(time.time() // 60)
+    key = (minute, "shop", "CompletePayment", "received")
+    await outbox.telemetry.add({key: 3}, [])
+    await outbox.telemetry.add({key: 2, (minute, "shop", "CompletePayment", "has:email"): 4}, [
+        RequestLog(time.time() - 5, "shop", 5, False, "delivered", 0, "OK", "R1", 200, 0.1),
+        RequestLog(time.time(), "shop", 1, True, "retry", 40100, "slow down", None, 200, 0.2)])
+    rows = await outbox.telemetry.counters(time.time() - 120)
+    assert (minute, "shop", "CompletePayment", "received", 5) in rows
+    assert (minute, "shop", "CompletePayment", "has:email", 4) in rows
+    assert await outbox.telemetry.counters(time.time() + 120) == []
+    log = await outbox.telemetry.requests(time.time() - 60)
+    assert [(r.code, r.test) for r in log] == [(40100, True), (0, False)]

@@ -179,7 +179,9 @@ def _test_event_row(record: OutboxRecord) -> dict[str, Any]:
     data = record.data if record.payload else {}
     verdict = _verdict(record) or {"errors": [], "warnings": [], "dropped": []}
     user, props = data.get("user") or {}, data.get("properties") or {}
-    return {"id": record.id, "event": record.event_name, "event_id": record.event_id,
+    inbound_user = (json.loads(record.inbound).get("user") or {}) if record.inbound else {}
+    not_sent = [k for k, v in inbound_user.items() if isinstance(v, str) and v.startswith("[")]
+    return {"id": record.id, "not_sent": not_sent, "event": record.event_name, "event_id": record.event_id,
             "test_event_code": record.test_event_code, "destination": record.destination,
             "state": record.state, "event_time": record.event_time,
             "value": props.get("value"), "currency": props.get("currency"),
