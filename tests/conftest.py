@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.postgres_db import postgres_template, postgres_url  # noqa: F401 - fixtures
 from tiktok_gateway import TikTokClient
 from tiktok_gateway.sandbox import Sandbox
 from tiktok_gateway.testing import running_sandbox, sample_event

@@ -14,7 +14,7 @@ from rich.console import Console
 from . import __version__
 from .batch import transform_batch
 from .config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
-from .exceptions import ConfigError, InvalidEvent
+from .exceptions import ConfigError, GatewayError, InvalidEvent
 from .pipeline import TransformOptions
 from .tiktok import legacy
 
@@ -304,6 +304,28 @@ def report(
         typer.echo(json.dumps(gap.as_dict() if gap else {}, indent=2))
     else:
         print_report(figures, gap, Console(width=160))
+
+
+@app.command()
+def migrate(config: ConfigOption = None) -> None:
+    """Create or upgrade the PostgreSQL schema (SQLite needs no migration)."""
+    import asyncio
+
+    settings = load_config(config)
+    assert settings is not None
+    url = settings.storage.url
+    if not url.startswith(("postgresql://", "postgres://")):
+        typer.echo("SQLite and memory stores create their schema themselves; nothing to do.")
+        return
+    try:
+        from .outbox.postgres import migrate as run_migrations
+    except ImportError:
+        raise fail("PostgreSQL needs the postgres extra: pip install 'tiktok-gateway[postgres]'") from None
+    try:
+        before, after = asyncio.run(run_migrations(url))
+    except GatewayError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"schema at version {after}" + ("" if before == after else f" (was {before})"))
 
 
 @app.command()

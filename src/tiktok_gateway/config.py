@@ -46,6 +46,8 @@ class StorageSettings(_Section):
     max_pending: int = Field(default=1_000_000, ge=1)
     retention_days: float = Field(default=7, gt=0)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    auto_migrate: bool = True
+    pool_size: int = Field(default=10, ge=1)
 
     @field_validator("url")
     @classmethod

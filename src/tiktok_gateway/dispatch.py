@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from .exceptions import DeliveryError, RateLimited, TransportError
 from .observe import DEAD, DELIVERED, RETRIED, Telemetry
 from .outbox import Outbox, OutboxRecord, Outcome, RequestLog
+from .ratelimit import Limiter
 from .retry import RetryPolicy
 from .tiktok import schema
 from .tiktok.client import Delivery, TikTokClient
@@ -28,34 +29,6 @@ logger = logging.getLogger("tiktok_gateway.dispatch")
 AUTH_CODES = frozenset({schema.CODE_NO_PERMISSION, schema.CODE_BAD_TOKEN, schema.CODE_NOT_FOUND})
 
 
-class RateLimiter:
-    """A token bucket for one access token, which also pauses when TikTok says so."""
-
-    def __init__(self, qps: float) -> None:
-        self.qps = qps
-        self._tokens = qps
-        self._updated = time.monotonic()
-        self._paused_until = 0.0
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now < self._paused_until:
-                    await asyncio.sleep(self._paused_until - now)
-                    continue
-                self._tokens = min(self.qps, self._tokens + (now - self._updated) * self.qps)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep((1 - self._tokens) / self.qps)
-
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-
 @dataclass
 class Sender:
     """Everything needed to send one destination's events."""
@@ -63,7 +36,7 @@ class Sender:
     destination: str
     pixel_id: str
     client: TikTokClient
-    limiter: RateLimiter
+    limiter: Limiter
     event_source: str = "web"
 
 

@@ -20,13 +20,14 @@ import httpx
 from starlette.types import ASGIApp
 
 from .config import DestinationSettings, Settings, resolve_secret
-from .dispatch import Dispatcher, DispatchSettings, RateLimiter, Sender
+from .dispatch import Dispatcher, DispatchSettings, Sender
 from .events import Event, parse_event
 from .exceptions import ConfigError, DropEvent, FieldError, InvalidEvent
 from .identity import hash_email, hash_external_id, hash_phone
-from .observe import DUPLICATE, REJECTED, Telemetry
+from .observe import DUPLICATE, REJECTED, CounterBatch, Telemetry
 from .outbox import NewEvent, Outbox, open_outbox
 from .pipeline import ConsentFilter, EventNameFilter, Processor, Route, SessionFilter, Transformed
+from .ratelimit import Limiter
 from .retry import RetryPolicy
 from .tiktok.client import TikTokClient
 from .tiktok.schema import PLAIN_USER_FIELDS
@@ -133,11 +134,9 @@ class Gateway:
         elif missing:
             raise ConfigError("no access token for destination(s) " + ", ".join(missing) +
                               ": set the environment variable or file their access_token names")
-        outbox = open_outbox(settings.storage.url,
-                             dedup_window=settings.delivery.dedup_window_hours * 3600,
-                             retention=settings.storage.retention_days * 86400,
-                             synchronous=settings.storage.synchronous)
-        senders = _senders(settings, tokens, base_url, transport, demo=sandbox_app is not None)
+        outbox = open_store(settings)
+        senders = _senders(settings, outbox, tokens, base_url, transport,
+                           demo=sandbox_app is not None)
         delivery = settings.delivery
         policy = RetryPolicy(base=delivery.retry_base_seconds, cap=delivery.retry_max_seconds,
                              max_event_age=delivery.max_event_age_days * 86400)
@@ -176,34 +175,37 @@ class Gateway:
         """Validate, route and durably store events; return the per-event verdicts."""
         now = time.time()
         result = IngestResult()
+        counts = CounterBatch()
         queued: list[NewEvent] = []
         for index, raw in enumerate(raws):
             try:
                 event = parse_event(raw)
-                new = self._route_event(event, context, now, result, index)
+                new = self._route_event(event, context, now, result, index, counts)
             except InvalidEvent as exc:
                 result.rejected.append({"index": index,
                                         "errors": [e.as_dict() for e in exc.errors]})
                 name = raw.get("event") if isinstance(raw, dict) else None
-                self.telemetry.count(INGEST, str(name or "(none)")[:100], REJECTED)
+                counts.add(INGEST, str(name or "(none)")[:100], REJECTED)
                 continue
             result.accepted += 1
             queued.extend(new)
         if queued:
-            stored = await self.outbox.put(queued)
+            stored = await self.outbox.put(queued, counts.counts)
             result.queued = sum(stored)
             result.duplicates = len(stored) - result.queued
-            for stored_event, fresh in zip(queued, stored, strict=True):
-                if not fresh:
-                    self.telemetry.count(stored_event.destination, stored_event.event_name,
-                                         DUPLICATE)
+            duplicates = [e for e, fresh in zip(queued, stored, strict=True) if not fresh]
+            for stored_event in duplicates:  # for Prometheus: the store counted them itself
+                counts.add(stored_event.destination, stored_event.event_name, DUPLICATE)
             self.dispatcher.notify()
+        else:
+            self.telemetry.later(counts)
+        self.telemetry.observe(counts)
         self.ingest_counts.update(accepted=result.accepted, rejected=len(result.rejected),
                                   duplicates=result.duplicates, **result.filtered)
         return result
 
     def _route_event(self, event: Event, context: RequestContext, now: float,
-                     result: IngestResult, index: int) -> list[NewEvent]:
+                     result: IngestResult, index: int, counts: CounterBatch) -> list[NewEvent]:
         new: list[NewEvent] = []
         warnings: dict[tuple[str, str], FieldError] = {}
         for dest in self.destinations:
@@ -213,21 +215,21 @@ class Gateway:
             except DropEvent as drop:
                 result.filtered[drop.reason] += 1
                 name, _ = dest.route.options.names.tiktok_name(event.event)
-                self.telemetry.count(dest.name, name, f"filtered:{drop.reason}")
+                counts.add(dest.name, name, f"filtered:{drop.reason}")
                 continue
             warnings.update(((w.field, w.message), w) for w in item.warnings)
-            new.append(self._new_event(dest, item, context))
+            new.append(self._new_event(dest, item, context, counts))
 
         result.warnings.extend({"index": index, **w.as_dict()} for w in warnings.values())
         return new
 
 
-    def _new_event(self, dest: Destination, item: Transformed,
-                   context: RequestContext) -> NewEvent:
+    def _new_event(self, dest: Destination, item: Transformed, context: RequestContext,
+                   counts: CounterBatch) -> NewEvent:
         code = (item.test_event_code or context.test_event_code
                 or dest.settings.test_event_code or "")
         shared_id = bool(item.source.event_id or item.source.order_id)
-        self.telemetry.received(dest.name, item.name, item.data, shared_id)
+        counts.received(dest.name, item.name, item.data, shared_id)
         sampled = bool(code) or random.random() < self.settings.observe.inspect_sample_rate
         return NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
                         json.dumps(item.data, separators=(",", ":")), code,
@@ -260,14 +262,23 @@ def _with_context(event: Event, context: RequestContext) -> Event:
     return event.model_copy(update={"user": event.user.model_copy(update=updates)})
 
 
-def _senders(settings: Settings, tokens: dict[str, Any], base_url: str,
+def open_store(settings: Settings) -> Outbox:
+    storage = settings.storage
+    return open_outbox(storage.url, dedup_window=settings.delivery.dedup_window_hours * 3600,
+                       retention=storage.retention_days * 86400, synchronous=storage.synchronous,
+                       auto_migrate=storage.auto_migrate, pool_size=storage.pool_size)
+
+
+def _senders(settings: Settings, outbox: Outbox, tokens: dict[str, Any], base_url: str,
              transport: httpx.AsyncBaseTransport | None, *, demo: bool) -> dict[str, Sender]:
-    limiters: dict[str, RateLimiter] = {}
+    limiters: dict[str, Limiter] = {}
     senders = {}
     for dest in settings.destinations:
         token = DEMO_TOKEN if demo else tokens[dest.name].get_secret_value()
         # One limiter per token: TikTok's QPS limit applies per app, whatever the pixel.
-        limiter = limiters.setdefault(token, RateLimiter(settings.tiktok.rate_limit_qps))
+        if token not in limiters:
+            limiters[token] = outbox.rate_limiter(token, settings.tiktok.rate_limit_qps)
+        limiter = limiters[token]
         client = TikTokClient(token, base_url=base_url, timeout=settings.tiktok.timeout,
                               transport=transport, partner_name=settings.tiktok.partner_name)
         senders[dest.name] = Sender(dest.name, dest.pixel_id, client, limiter, dest.event_source)

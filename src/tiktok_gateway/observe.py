@@ -1,9 +1,12 @@
 """What the gateway records about itself: counters per minute, the request log, Prometheus.
 
-Ingest and delivery call `Telemetry` on their hot paths, so it only adds to dicts in
-memory; a background task flushes them to the store every couple of seconds in one write.
-The store holds the totals of every process that shares it (the dashboard reads those);
-`/metrics` shows this process's own counters, as Prometheus expects.
+Counters that belong to stored events are written with them: ingest collects a request's
+counts in a `CounterBatch` and hands it to `outbox.put`, and the store counts deliveries,
+retries and dead letters as it marks them, so totals survive a crash exactly as events do.
+Counts with no event to ride along (filtered, rejected) and the request log are kept in
+memory and flushed every couple of seconds. The store holds the totals of every process
+that shares it (the dashboard reads those); `/metrics` shows this process's own counters,
+as Prometheus expects.
 """
 
 from __future__ import annotations
@@ -57,8 +60,32 @@ class Metrics:
                             "Age of the oldest undelivered event", registry=self.registry)
 
 
+class CounterBatch:
+    """The counts of one ingest request, written in the same transaction as its events."""
+
+    def __init__(self) -> None:
+        self.counts: dict[CounterKey, int] = {}
+        self._minute = int(time.time() // 60)
+
+    def add(self, destination: str, event: str, name: str, n: int = 1) -> None:
+        key = (self._minute, destination, event, name)
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def received(self, destination: str, event: str, data: dict[str, Any],
+                 shared_id: bool) -> None:
+        """An event routed to a destination: count it and the fields it carries."""
+        self.add(destination, event, RECEIVED)
+        fields = present_fields(data)
+        for name in fields:
+            self.add(destination, event, f"has:{name}")
+        if "ip" in fields and "user_agent" in fields:  # a match key only as a pair
+            self.add(destination, event, "has:ip_user_agent")
+        if shared_id:
+            self.add(destination, event, SHARED_ID)
+
+
 class Telemetry:
-    """Counts in memory, flushes to the store in the background."""
+    """The request log and best-effort counts in memory, flushed in the background."""
 
     def __init__(self, store: TelemetryStore, outbox: Outbox | None = None,
                  *, interval: float = 2.0) -> None:
@@ -70,27 +97,21 @@ class Telemetry:
         self._requests: list[RequestLog] = []
         self._task: asyncio.Task[None] | None = None
 
-    def count(self, destination: str, event: str, name: str, n: int = 1) -> None:
-        key = (int(time.time() // 60), destination, event, name)
-        self._counts[key] = self._counts.get(key, 0) + n
-        if not name.startswith("has:"):
-            self.metrics.events.labels(destination, event, name).inc(n)
+    def observe(self, batch: CounterBatch) -> None:
+        """Add a request's counts to this process's Prometheus counters."""
+        for (_minute, destination, event, name), n in batch.counts.items():
+            if not name.startswith("has:"):
+                self.metrics.events.labels(destination, event, name).inc(n)
 
-    def received(self, destination: str, event: str, data: dict[str, Any],
-                 shared_id: bool) -> None:
-        """An event routed to a destination: count it and the fields it carries."""
-        self.count(destination, event, RECEIVED)
-        fields = present_fields(data)
-        for name in fields:
-            self.count(destination, event, f"has:{name}")
-        if "ip" in fields and "user_agent" in fields:  # a match key only as a pair
-            self.count(destination, event, "has:ip_user_agent")
-        if shared_id:
-            self.count(destination, event, SHARED_ID)
+    def later(self, batch: CounterBatch) -> None:
+        """Counts with no stored event to ride along: written with the next flush."""
+        for key, n in batch.counts.items():
+            self._counts[key] = self._counts.get(key, 0) + n
 
     def outcome(self, destination: str, events: Iterable[str], name: str) -> None:
+        """Prometheus only: the store counts outcomes itself as it records them."""
         for event in events:
-            self.count(destination, event, name)
+            self.metrics.events.labels(destination, event, name).inc()
 
     def request(self, log: RequestLog) -> None:
         self._requests.append(log)

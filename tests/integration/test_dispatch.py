@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tiktok_gateway.dispatch import Dispatcher, DispatchSettings, RateLimiter, Sender
+from tiktok_gateway.dispatch import Dispatcher, DispatchSettings, Sender
 from tiktok_gateway.outbox import DEAD, SENT, NewEvent, RecordQuery, open_outbox
+from tiktok_gateway.ratelimit import RateLimiter
 from tiktok_gateway.retry import RetryPolicy
 from tiktok_gateway.sandbox import Sandbox, create_sandbox
 from tiktok_gateway.tiktok.client import TikTokClient

@@ -22,7 +22,7 @@ from tiktok_gateway.outbox import (
     open_outbox,
 )
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres"]
 OK = Outcome(0, "OK", "202611241200000000000000000000000000")
 
 
@@ -31,8 +31,10 @@ async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     """An empty outbox of each backend."""
     if request.param == "memory":
         store = open_outbox("memory://")
-    else:
+    elif request.param == "sqlite":
         store = open_outbox(f"sqlite:///{tmp_path}/outbox.db")
+    else:
+        store = open_outbox(request.getfixturevalue("postgres_url"))
     yield store
     await store.close()
 
@@ -205,3 +207,30 @@ async def test_telemetry_counters_add_up(outbox: Outbox) -> None:
     assert await outbox.telemetry.counters(time.time() + 120) == []
     log = await outbox.telemetry.requests(time.time() - 60)
     assert [(r.code, r.test) for r in log] == [(40100, True), (0, False)]
+
+
+async def test_concurrent_claims_never_overlap(outbox: Outbox) -> None:
+    """Workers claiming at the same time never get the same event."""
+    await outbox.put([event(str(i)) for i in range(300)])
+
+    async def worker() -> list[int]:
+        ids: list[int] = []
+        while batch := await outbox.claim(7, lease=30):
+            ids += [r.id for r in batch]
+        return ids
+
+    claimed = [i for ids in await asyncio.gather(*(worker() for _ in range(6))) for i in ids]
+    assert len(claimed) == 300 == len(set(claimed))
+
+
+async def test_counters_are_written_with_the_events(outbox: Outbox) -> None:
+    """put() stores the request's counters and counts duplicates; marks count outcomes."""
+    minute = int(time.time() // 60)
+    received = {(minute, "shop", "CompletePayment", "received"): 3}
+    await outbox.put([event("a"), event("a"), event("b")], received)
+    records = await outbox.claim(10, lease=30)
+    await outbox.mark_sent([records[0].id], OK)
+    await outbox.mark_failed([records[1].id], Outcome(None, "timeout"), time.time() + 60)
+    rows = {(name, value) for _m, _d, _e, name, value in
+            await outbox.telemetry.counters(time.time() - 120)}
+    assert rows >= {("received", 3), ("duplicate", 1), ("delivered", 1), ("retried", 1)}

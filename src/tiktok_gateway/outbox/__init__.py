@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..exceptions import ConfigError
+from ..ratelimit import Limiter
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
 
@@ -151,19 +152,29 @@ class OutboxStats:
 class Outbox(Protocol):
     """The store every backend implements; the contract tests run against each."""
 
-    async def put(self, events: Sequence[NewEvent]) -> list[bool]:
-        """Store events durably; True for each stored, False for a duplicate in the window."""
+    async def put(self, events: Sequence[NewEvent],
+                  counters: dict[CounterKey, int] | None = None) -> list[bool]:
+        """Store events durably; True for each stored, False for a duplicate in the window.
+
+        `counters` are added in the same transaction, as are "duplicate" counts, so the
+        dashboard's totals survive a crash exactly as the events do.
+        """
         ...
 
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
         """Lease up to `limit` due records of one destination and test code, oldest first."""
         ...
 
-    async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None: ...
+    async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
+        """Mark delivered, and count them ("delivered") in the same transaction."""
+        ...
 
     async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
                           retry_at: float | None) -> None:
-        """Count a failed attempt; retry at `retry_at`, or dead-letter when it is None."""
+        """Count a failed attempt; retry at `retry_at`, or dead-letter when it is None.
+
+        Counted as "retried" or "dead" in the same transaction.
+        """
         ...
 
     async def replay(self, destination: str | None = None, since: float | None = None,
@@ -182,11 +193,25 @@ class Outbox(Protocol):
     @property
     def telemetry(self) -> TelemetryStore: ...
 
+    def rate_limiter(self, token: str, qps: float) -> Limiter:
+        """A limiter for one access token, shared by every process using this store."""
+        ...
+
     async def close(self) -> None: ...
 
 
+def tally(rows: Sequence[tuple[str, str]], name: str, now: float) -> dict[CounterKey, int]:
+    """Counters for (destination, event_name) rows: what every backend adds on a state change."""
+    minute = int(now // 60)
+    counts: dict[CounterKey, int] = {}
+    for destination, event_name in rows:
+        key = (minute, destination, event_name, name)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def open_outbox(url: str, *, dedup_window: float = 48 * 3600, retention: float = 7 * 86400,
-                synchronous: str = "FULL") -> Outbox:
+                synchronous: str = "FULL", auto_migrate: bool = True, pool_size: int = 10) -> Outbox:
     """Open the store named by a URL; drivers are imported only when used."""
     if url.startswith("memory://"):
         from .memory import InMemoryOutbox
@@ -200,14 +225,15 @@ def open_outbox(url: str, *, dedup_window: float = 48 * 3600, retention: float =
                             synchronous=synchronous)
     if url.startswith(("postgresql://", "postgres://")):
         try:
-            from .postgres import PostgresOutbox  # type: ignore[import-not-found,unused-ignore]
+            from .postgres import PostgresOutbox
         except ImportError as exc:
             raise ConfigError("PostgreSQL storage needs the postgres extra: "
                               "pip install 'tiktok-gateway[postgres]'") from exc
-        outbox: Outbox = PostgresOutbox(url, dedup_window=dedup_window, retention=retention)
-        return outbox
+        return PostgresOutbox(url, dedup_window=dedup_window, retention=retention,
+                              auto_migrate=auto_migrate, pool_size=pool_size)
     raise ConfigError(f"unknown storage URL {url.split(':')[0]!r}: use sqlite:/// or postgresql://")
 
 
 __all__ = ["DEAD", "PENDING", "SENT", "CounterKey", "NewEvent", "Outbox", "OutboxRecord",
-           "OutboxStats", "Outcome", "RecordQuery", "RequestLog", "TelemetryStore", "open_outbox"]
+           "OutboxStats", "Outcome", "RecordQuery", "RequestLog", "TelemetryStore", "open_outbox",
+           "tally"]

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 
+from ..ratelimit import RateLimiter
 from . import (
     DEAD,
     PENDING,
@@ -18,6 +19,7 @@ from . import (
     Outcome,
     RecordQuery,
     RequestLog,
+    tally,
 )
 
 
@@ -62,13 +64,17 @@ class InMemoryOutbox:
         self.dead_at.clear()
         self._seen.clear()
 
-    async def put(self, events: Sequence[NewEvent]) -> list[bool]:
+    async def put(self, events: Sequence[NewEvent],
+                  counters: dict[CounterKey, int] | None = None) -> list[bool]:
         now = time.time()
         stored = []
         async with self._lock:
+            await self._telemetry.add(counters or {}, [])
             for event in events:
                 if self._duplicate(event, now):
                     stored.append(False)
+                    await self._telemetry.add(
+                        tally([(event.destination, event.event_name)], "duplicate", now), [])
                     continue
                 self.records[self._next_id] = OutboxRecord(
                     id=self._next_id, destination=event.destination,
@@ -111,6 +117,7 @@ class InMemoryOutbox:
                 self.records[id_] = dataclasses.replace(
                     record, state=SENT, last_result=outcome.as_json(), finished_at=now,
                     inbound=record.inbound if keep else None, payload=record.payload if keep else "")
+            await self._tally(ids, "delivered", now)
 
     async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
                           retry_at: float | None) -> None:
@@ -124,6 +131,11 @@ class InMemoryOutbox:
                 self.records[id_] = dataclasses.replace(
                     record, state=state, attempts=record.attempts + 1, finished_at=finished,
                     available_at=retry_at or record.available_at, last_result=outcome.as_json())
+            await self._tally(ids, "retried" if retry_at is not None else "dead", time.time())
+
+    async def _tally(self, ids: Sequence[int], name: str, now: float) -> None:
+        rows = [(self.records[i].destination, self.records[i].event_name) for i in ids]
+        await self._telemetry.add(tally(rows, name, now), [])
 
     async def replay(self, destination: str | None = None, since: float | None = None,
                      ids: Sequence[int] | None = None) -> int:
@@ -157,6 +169,10 @@ class InMemoryOutbox:
                 oldest = record.created_at
         return OutboxStats(pending=counts[PENDING], sent=counts[SENT], dead=counts[DEAD],
                            oldest_pending_at=oldest, by_destination=by_destination)
+
+    def rate_limiter(self, token: str, qps: float) -> RateLimiter:
+        """One process owns this store, so a limiter in memory is shared enough."""
+        return RateLimiter(qps)
 
     async def close(self) -> None:
         return None

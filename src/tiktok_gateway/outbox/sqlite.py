@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import queue
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..exceptions import OutboxError
+from ..ratelimit import RateLimiter
 from . import (
     DEAD,
     PENDING,
@@ -31,6 +33,7 @@ from . import (
     Outcome,
     RecordQuery,
     RequestLog,
+    tally,
 )
 from ._sql import load_queries
 
@@ -158,6 +161,12 @@ def _record(row: Sequence[Any]) -> OutboxRecord:
     return OutboxRecord(**values)
 
 
+def _add_counters(conn: sqlite3.Connection, counters: dict[CounterKey, int]) -> None:
+    conn.executemany(Q["add_counter"], [
+        {"minute": k[0], "destination": k[1], "event_name": k[2], "name": k[3], "value": v}
+        for k, v in counters.items()])
+
+
 class SQLiteTelemetry:
     """Counters and the request log in the outbox's file, written by its writer thread."""
 
@@ -166,12 +175,10 @@ class SQLiteTelemetry:
         self._reader = reader
 
     async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None:
-        counter_rows = [{"minute": k[0], "destination": k[1], "event_name": k[2], "name": k[3],
-                         "value": v} for k, v in counters.items()]
         request_rows = [{**r.__dict__, "test": int(r.test)} for r in requests]
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(Q["add_counter"], counter_rows)
+            _add_counters(conn, counters)
             conn.executemany(Q["add_request"], request_rows)
 
         await self._writer.run(write)
@@ -212,10 +219,12 @@ class SQLiteOutbox:
     def telemetry(self) -> SQLiteTelemetry:
         return self._telemetry
 
-    async def put(self, events: Sequence[NewEvent]) -> list[bool]:
-        return await self._writer.run(lambda conn: self._put(conn, events))
+    async def put(self, events: Sequence[NewEvent],
+                  counters: dict[CounterKey, int] | None = None) -> list[bool]:
+        return await self._writer.run(lambda conn: self._put(conn, events, counters or {}))
 
-    def _put(self, conn: sqlite3.Connection, events: Sequence[NewEvent]) -> list[bool]:
+    def _put(self, conn: sqlite3.Connection, events: Sequence[NewEvent],
+             counters: dict[CounterKey, int]) -> list[bool]:
         now = time.time()
         stored = []
         rows = []
@@ -225,6 +234,10 @@ class SQLiteOutbox:
             if fresh:
                 rows.append({**event.__dict__, "sampled": int(event.sampled), "now": now})
         conn.executemany(Q["insert"], rows)
+        duplicates = [(e.destination, e.event_name) for e, ok in zip(events, stored, strict=True)
+                      if not ok]
+        _add_counters(conn, counters)
+        _add_counters(conn, tally(duplicates, "duplicate", now))
         return stored
 
     def _remember(self, conn: sqlite3.Connection, event: NewEvent, now: float) -> bool:
@@ -261,16 +274,23 @@ class SQLiteOutbox:
         conn.execute(Q["prune_requests"], {"before": now - self.retention})
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
-        now, result = time.time(), outcome.as_json()
-        await self._writer.run(lambda conn: conn.executemany(
-            Q["mark_sent"], [{"id": i, "now": now, "result": result} for i in ids]))
+        params = {"ids": json.dumps(list(ids)), "now": time.time(),
+                  "result": outcome.as_json()}
+        await self._writer.run(lambda conn: self._update(conn, "mark_sent", params, "delivered"))
 
     async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
                           retry_at: float | None) -> None:
-        params = {"now": time.time(), "result": outcome.as_json(), "retry_at": retry_at,
-                  "state": PENDING if retry_at is not None else DEAD}
-        await self._writer.run(lambda conn: conn.executemany(
-            Q["mark_failed"], [{**params, "id": i} for i in ids]))
+        params = {"ids": json.dumps(list(ids)), "now": time.time(), "result": outcome.as_json(),
+                  "retry_at": retry_at, "state": PENDING if retry_at is not None else DEAD}
+        counter = "retried" if retry_at is not None else "dead"
+        await self._writer.run(lambda conn: self._update(conn, "mark_failed", params, counter))
+
+    @staticmethod
+    def _update(conn: sqlite3.Connection, query: str, params: dict[str, Any],
+                counter: str) -> None:
+        """Change records' state and count the change, in the same transaction."""
+        rows = conn.execute(Q[query], params).fetchall()
+        _add_counters(conn, tally(rows, counter, params["now"]))
 
     async def replay(self, destination: str | None = None, since: float | None = None,
                      ids: Sequence[int] | None = None) -> int:
@@ -303,6 +323,10 @@ class SQLiteOutbox:
         oldest = conn.execute(Q["oldest_pending"]).fetchone()[0]
         return OutboxStats(pending=totals[PENDING], sent=totals[SENT], dead=totals[DEAD],
                            oldest_pending_at=oldest, by_destination=by_destination)
+
+    def rate_limiter(self, token: str, qps: float) -> RateLimiter:
+        """One process owns this store, so a limiter in memory is shared enough."""
+        return RateLimiter(qps)
 
     async def close(self) -> None:
         if self._reader is not self._writer:

@@ -99,14 +99,16 @@ RETURNING id, destination, event_name, event_id, event_time, payload, test_event
 UPDATE outbox SET state = 'sent', finished_at = :now, leased_until = NULL, last_result = :result,
     inbound = CASE WHEN sampled = 1 OR test_event_code != '' THEN inbound END,
     payload = CASE WHEN sampled = 1 OR test_event_code != '' THEN payload ELSE '' END
-WHERE id = :id;
+WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING destination, event_name;
 
 -- name: mark_failed
 UPDATE outbox
 SET state = :state, attempts = attempts + 1, available_at = COALESCE(:retry_at, available_at),
     leased_until = NULL,
     finished_at = CASE WHEN :state = 'dead' THEN :now END, last_result = :result
-WHERE id = :id;
+WHERE id IN (SELECT value FROM json_each(:ids))
+RETURNING destination, event_name;
 
 -- name: replay
 UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL,

@@ -1,0 +1,305 @@
+"""PostgresOutbox: one queue, delivery log and set of counters for many gateway processes.
+
+Processes on any number of machines share the database. Claims take `FOR UPDATE SKIP
+LOCKED` row locks only for the claiming transaction and record a lease; a process that dies
+leaves leases that expire, and another process takes the events over. Each ingest request is
+one transaction, so concurrent requests share WAL flushes (PostgreSQL's own group commit).
+Needs the `postgres` extra: `pip install 'tiktok-gateway[postgres]'`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from ..exceptions import OutboxError
+from . import (
+    DEAD,
+    PENDING,
+    SENT,
+    CounterKey,
+    NewEvent,
+    OutboxRecord,
+    OutboxStats,
+    Outcome,
+    RecordQuery,
+    RequestLog,
+    tally,
+)
+from ._sql import load_queries
+
+Q = load_queries("postgres.sql")
+MIGRATIONS = sorted((int(name.split("_")[1]), sql) for name, sql in Q.items()
+                    if name.startswith("migration_"))
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+PRUNE_EVERY = 300.0
+TELEMETRY_RETENTION = 90 * 86400
+_COLUMNS = ("id", "destination", "event_name", "event_id", "event_time", "payload",
+            "test_event_code", "state", "attempts", "created_at", "available_at", "last_result",
+            "order_id", "inbound", "sampled", "finished_at")
+
+
+def _record(row: Sequence[Any]) -> OutboxRecord:
+    return OutboxRecord(**dict(zip(_COLUMNS, row, strict=True)))
+
+
+@contextlib.asynccontextmanager
+async def _map_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise OutboxError(f"PostgreSQL outbox failed: {exc}") from exc
+
+
+async def migrate(conninfo: str) -> tuple[int, int]:
+    """Bring the schema to the newest version; return (version before, version after)."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=False) as conn:
+        async with _map_errors(), conn.transaction():
+            # One migrator at a time, even with several processes starting together.
+            await conn.execute("SELECT pg_advisory_xact_lock(7401)")
+            await conn.execute(Q["version_table"])
+            row = await (await conn.execute(Q["current_version"])).fetchone()
+            before = int(row[0]) if row else 0
+            for version, sql in MIGRATIONS:
+                if version > before:
+                    await conn.execute(sql)
+                    await conn.execute(Q["record_version"], {"version": version})
+    return before, SCHEMA_VERSION
+
+
+class PostgresOutbox:
+    """The outbox in PostgreSQL, shared by every gateway process that points at it."""
+
+    def __init__(self, conninfo: str, *, dedup_window: float = 48 * 3600,
+                 retention: float = 7 * 86400, auto_migrate: bool = True,
+                 pool_size: int = 10) -> None:
+        self.conninfo = conninfo
+        self.dedup_window = dedup_window
+        self.retention = retention
+        self.auto_migrate = auto_migrate
+        self._pool = AsyncConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False)
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+        self._last_prune = 0.0
+        self._telemetry = PostgresTelemetry(self)
+
+    @property
+    def telemetry(self) -> PostgresTelemetry:
+        return self._telemetry
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        await self._open()
+        async with _map_errors(), self._pool.connection() as conn:
+            yield conn
+
+    async def _open(self) -> None:
+        if self._opened:
+            return
+        async with self._open_lock:
+            if self._opened:
+                return
+            if self.auto_migrate:
+                await migrate(self.conninfo)
+            else:
+                await self._check_version()
+            async with _map_errors():
+                await self._pool.open(wait=True, timeout=30)
+            self._opened = True
+
+    async def _check_version(self) -> None:
+        async with _map_errors(), await psycopg.AsyncConnection.connect(self.conninfo) as conn:
+            await conn.execute(Q["version_table"])
+            row = await (await conn.execute(Q["current_version"])).fetchone()
+        if not row or row[0] < SCHEMA_VERSION:
+            raise OutboxError(f"the database schema is at version {row[0] if row else 0}, "
+                              f"this gateway needs {SCHEMA_VERSION}: run `tiktok-gateway migrate`")
+
+    async def put(self, events: Sequence[NewEvent],
+                  counters: dict[CounterKey, int] | None = None) -> list[bool]:
+        now = time.time()
+        first: dict[tuple[str, str, str, str], int] = {}
+        for index, event in enumerate(events):
+            first.setdefault(event.dedup_key, index)
+        async with self.connection() as conn, conn.transaction():
+            fresh = await self._remember(conn, list(first), now)
+            stored = [first[e.dedup_key] == i and e.dedup_key in fresh
+                      for i, e in enumerate(events)]
+            rows = [{**e.__dict__, "now": now} for e, keep in zip(events, stored, strict=True)
+                    if keep]
+            if rows:
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(Q["insert"], rows)
+            duplicates = [(e.destination, e.event_name)
+                          for e, ok in zip(events, stored, strict=True) if not ok]
+            await _add_counters(conn, {**(counters or {})})
+            await _add_counters(conn, tally(duplicates, "duplicate", now))
+        return stored
+
+    async def _remember(self, conn: psycopg.AsyncConnection[Any],
+                        keys: list[tuple[str, str, str, str]],
+                        now: float) -> set[tuple[str, str, str, str]]:
+        if not self.dedup_window:
+            return set(keys)
+        columns = list(zip(*keys, strict=True)) if keys else [(), (), (), ()]
+        cursor = await conn.execute(Q["remember"], {
+            "destinations": list(columns[0]), "names": list(columns[1]),
+            "ids": list(columns[2]), "codes": list(columns[3]),
+            "now": now, "window_start": now - self.dedup_window})
+        return {tuple(row) for row in await cursor.fetchall()}
+
+    async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
+        now = time.time()
+        if now - self._last_prune > PRUNE_EVERY:
+            self._last_prune = now
+            await self._prune(now)
+        async with self.connection() as conn, conn.transaction():
+            cursor = await conn.execute(Q["claim"], {"now": now, "lease_until": now + lease,
+                                                     "limit": limit})
+            rows = await cursor.fetchall()
+        return sorted(map(_record, rows), key=lambda r: r.id)
+
+    async def _prune(self, now: float) -> None:
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute(Q["prune"], {"before": now - self.retention})
+            await conn.execute(Q["prune_dedup"], {"before": now - self.dedup_window})
+            await conn.execute(Q["prune_telemetry"],
+                               {"minute": int((now - TELEMETRY_RETENTION) // 60)})
+            await conn.execute(Q["prune_requests"], {"before": now - self.retention})
+
+    async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
+        await self._update("mark_sent", {"ids": list(ids), "now": time.time(),
+                                         "result": outcome.as_json()}, "delivered")
+
+    async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
+                          retry_at: float | None) -> None:
+        await self._update("mark_failed", {
+            "ids": list(ids), "now": time.time(), "result": outcome.as_json(),
+            "retry_at": retry_at, "state": PENDING if retry_at is not None else DEAD},
+            "retried" if retry_at is not None else "dead")
+
+    async def _update(self, query: str, params: dict[str, Any], counter: str) -> None:
+        """Change records' state and count the change, in the same transaction."""
+        async with self.connection() as conn, conn.transaction():
+            rows = await (await conn.execute(Q[query], params)).fetchall()
+            await _add_counters(conn, tally([(r[0], r[1]) for r in rows], counter,
+                                            params["now"]))
+
+    async def replay(self, destination: str | None = None, since: float | None = None,
+                     ids: Sequence[int] | None = None) -> int:
+        async with self.connection() as conn:
+            cursor = await conn.execute(Q["replay"], {
+                "now": time.time(), "destination": destination, "since": since,
+                "ids": list(ids) if ids is not None else None})
+            return cursor.rowcount
+
+    async def find(self, query: RecordQuery) -> list[OutboxRecord]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(Q["find"], query.__dict__)
+            return [_record(row) for row in await cursor.fetchall()]
+
+    async def get(self, id: int) -> OutboxRecord | None:
+        async with self.connection() as conn:
+            row = await (await conn.execute(Q["get"], {"id": id})).fetchone()
+        return _record(row) if row else None
+
+    async def stats(self) -> OutboxStats:
+        async with self.connection() as conn:
+            counts = await (await conn.execute(Q["counts"])).fetchall()
+            oldest = await (await conn.execute(Q["oldest_pending"])).fetchone()
+        totals = {PENDING: 0, SENT: 0, DEAD: 0}
+        by_destination: dict[str, dict[str, int]] = {}
+        for destination, state, count in counts:
+            totals[state] = totals.get(state, 0) + count
+            by_destination.setdefault(destination, {PENDING: 0, SENT: 0, DEAD: 0})[state] = count
+        return OutboxStats(pending=totals[PENDING], sent=totals[SENT], dead=totals[DEAD],
+                           oldest_pending_at=oldest[0] if oldest else None,
+                           by_destination=by_destination)
+
+    def rate_limiter(self, token: str, qps: float) -> PostgresRateLimiter:
+        return PostgresRateLimiter(self, token, qps)
+
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close()
+            self._opened = False
+
+
+async def _add_counters(conn: psycopg.AsyncConnection[Any],
+                        counters: dict[CounterKey, int]) -> None:
+    if not counters:
+        return
+    rows = [{"minute": k[0], "destination": k[1], "event_name": k[2], "name": k[3], "value": v}
+            for k, v in sorted(counters.items())]  # sorted: a fixed lock order, no deadlocks
+    async with conn.cursor() as cursor:
+        await cursor.executemany(Q["add_counter"], rows)
+
+
+class PostgresTelemetry:
+    """Counters and the request log in the shared database: the totals of every process."""
+
+    def __init__(self, outbox: PostgresOutbox) -> None:
+        self._outbox = outbox
+
+    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None:
+        async with self._outbox.connection() as conn, conn.transaction():
+            await _add_counters(conn, counters)
+            if requests:
+                async with conn.cursor() as cursor:
+                    await cursor.executemany(Q["add_request"], [r.__dict__ for r in requests])
+
+    async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]:
+        async with self._outbox.connection() as conn:
+            cursor = await conn.execute(Q["counters_since"], {"minute": int(since // 60)})
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    async def requests(self, since: float, limit: int = 10_000) -> list[RequestLog]:
+        async with self._outbox.connection() as conn:
+            cursor = await conn.execute(Q["requests_since"], {"since": since, "limit": limit})
+            return [RequestLog(*row) for row in await cursor.fetchall()]
+
+
+class PostgresRateLimiter:
+    """A token bucket per access token, shared by every process through one locked row."""
+
+    def __init__(self, outbox: PostgresOutbox, token: str, qps: float) -> None:
+        self._outbox = outbox
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.key = hashlib.sha256(token.encode()).hexdigest()[:32]  # never the token itself
+        self.qps = qps
+
+    async def acquire(self) -> None:
+        while (wait := await self._take()) > 0:
+            await asyncio.sleep(wait)
+
+    async def _take(self) -> float:
+        now = time.time()
+        params = {"key": self.key, "qps": self.qps, "now": now}
+        async with self._outbox.connection() as conn, conn.transaction():
+            await conn.execute(Q["ensure_limit"], params)
+            row = await (await conn.execute(Q["lock_limit"], params)).fetchone()
+            assert row is not None
+            tokens, updated_at, paused_until = row
+            if paused_until > now:
+                return float(paused_until - now)
+            tokens = min(self.qps, tokens + max(0.0, now - updated_at) * self.qps)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.qps
+            await conn.execute(Q["save_limit"], {**params, "tokens": tokens - (wait == 0)})
+            return wait
+
+    def pause(self, seconds: float) -> None:
+        task = asyncio.get_running_loop().create_task(self._pause(seconds))
+        self._tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(OutboxError):
+            async with self._outbox.connection() as conn:
+                await conn.execute(Q["pause"], {"key": self.key, "until": time.time() + seconds})

@@ -1,0 +1,208 @@
+-- Named queries for PostgresOutbox (psycopg: %(name)s parameters).
+-- Migrations are numbered; each runs once, in order, recorded in schema_version.
+
+-- name: migration_1
+CREATE TABLE IF NOT EXISTS outbox (
+    id              BIGSERIAL PRIMARY KEY,
+    destination     TEXT             NOT NULL,
+    event_name      TEXT             NOT NULL,
+    event_id        TEXT             NOT NULL,
+    event_time      BIGINT           NOT NULL,
+    test_event_code TEXT             NOT NULL DEFAULT '',
+    order_id        TEXT             NOT NULL DEFAULT '',
+    payload         TEXT             NOT NULL,
+    inbound         TEXT,
+    sampled         BOOLEAN          NOT NULL DEFAULT FALSE,
+    state           TEXT             NOT NULL DEFAULT 'pending',
+    attempts        INTEGER          NOT NULL DEFAULT 0,
+    created_at      DOUBLE PRECISION NOT NULL,
+    available_at    DOUBLE PRECISION NOT NULL,
+    leased_until    DOUBLE PRECISION,
+    finished_at     DOUBLE PRECISION,
+    last_result     TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (available_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_group ON outbox (destination, test_event_code, id)
+    WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_event_id ON outbox (event_id);
+CREATE INDEX IF NOT EXISTS outbox_order_id ON outbox (order_id) WHERE order_id <> '';
+CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at);
+CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (state, finished_at) WHERE state <> 'pending';
+CREATE TABLE IF NOT EXISTS dedup (
+    destination     TEXT             NOT NULL,
+    event_name      TEXT             NOT NULL,
+    event_id        TEXT             NOT NULL,
+    test_event_code TEXT             NOT NULL,
+    seen_at         DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (destination, event_name, event_id, test_event_code)
+);
+CREATE INDEX IF NOT EXISTS dedup_seen ON dedup (seen_at);
+CREATE TABLE IF NOT EXISTS counters (
+    minute      BIGINT NOT NULL,
+    destination TEXT   NOT NULL,
+    event_name  TEXT   NOT NULL,
+    name        TEXT   NOT NULL,
+    value       BIGINT NOT NULL,
+    PRIMARY KEY (minute, destination, event_name, name)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    id          BIGSERIAL PRIMARY KEY,
+    at          DOUBLE PRECISION NOT NULL,
+    destination TEXT             NOT NULL,
+    events      INTEGER          NOT NULL,
+    test        BOOLEAN          NOT NULL,
+    outcome     TEXT             NOT NULL,
+    code        INTEGER,
+    message     TEXT,
+    request_id  TEXT,
+    http_status INTEGER,
+    latency     DOUBLE PRECISION
+);
+CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
+-- One row per access token (its SHA-256, never the token): a token bucket shared by processes.
+CREATE TABLE IF NOT EXISTS rate_limits (
+    key          TEXT PRIMARY KEY,
+    tokens       DOUBLE PRECISION NOT NULL,
+    updated_at   DOUBLE PRECISION NOT NULL,
+    paused_until DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+
+-- name: version_table
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+-- name: current_version
+SELECT COALESCE(MAX(version), 0) FROM schema_version;
+
+-- name: record_version
+INSERT INTO schema_version (version) VALUES (%(version)s);
+
+-- name: remember
+-- Keys already deduplicated within the batch; returns the keys that are new (or outside the window).
+INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
+SELECT d, n, i, t, %(now)s
+FROM unnest(%(destinations)s::text[], %(names)s::text[], %(ids)s::text[], %(codes)s::text[])
+    AS k(d, n, i, t)
+ON CONFLICT (destination, event_name, event_id, test_event_code)
+DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at <= %(window_start)s
+RETURNING destination, event_name, event_id, test_event_code;
+
+-- name: insert
+INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code, order_id,
+                    payload, inbound, sampled, created_at, available_at)
+VALUES (%(destination)s, %(event_name)s, %(event_id)s, %(event_time)s, %(test_event_code)s,
+        %(order_id)s, %(payload)s, %(inbound)s, %(sampled)s, %(now)s, %(now)s);
+
+-- name: claim
+-- Pick the group of the oldest due event no other process holds, then lease its due events.
+-- SKIP LOCKED lets every process claim at once without waiting on, or taking, another's rows.
+WITH grp AS (
+    SELECT destination, test_event_code FROM outbox
+    WHERE state = 'pending' AND available_at <= %(now)s
+      AND (leased_until IS NULL OR leased_until <= %(now)s)
+    ORDER BY available_at LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT o.id FROM outbox o, grp
+    WHERE o.state = 'pending' AND o.destination = grp.destination
+      AND o.test_event_code = grp.test_event_code AND o.available_at <= %(now)s
+      AND (o.leased_until IS NULL OR o.leased_until <= %(now)s)
+    ORDER BY o.id LIMIT %(limit)s
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox SET leased_until = %(lease_until)s FROM picked WHERE outbox.id = picked.id
+RETURNING outbox.id, destination, event_name, event_id, event_time, payload, test_event_code,
+          state, attempts, created_at, available_at, last_result, order_id, inbound, sampled,
+          finished_at;
+
+-- name: mark_sent
+UPDATE outbox SET state = 'sent', finished_at = %(now)s, leased_until = NULL,
+    last_result = %(result)s,
+    inbound = CASE WHEN sampled OR test_event_code <> '' THEN inbound END,
+    payload = CASE WHEN sampled OR test_event_code <> '' THEN payload ELSE '' END
+WHERE id = ANY(%(ids)s)
+RETURNING destination, event_name;
+
+-- name: mark_failed
+UPDATE outbox
+SET state = %(state)s, attempts = attempts + 1,
+    available_at = COALESCE(%(retry_at)s, available_at), leased_until = NULL,
+    finished_at = CASE WHEN %(state)s = 'dead' THEN %(now)s END, last_result = %(result)s
+WHERE id = ANY(%(ids)s)
+RETURNING destination, event_name;
+
+-- name: replay
+UPDATE outbox SET state = 'pending', attempts = 0, available_at = %(now)s, finished_at = NULL,
+    leased_until = NULL
+WHERE state = 'dead'
+  AND (%(destination)s::text IS NULL OR destination = %(destination)s)
+  AND (%(since)s::float8 IS NULL OR finished_at >= %(since)s)
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s));
+
+-- name: find
+SELECT id, destination, event_name, event_id, event_time, payload, test_event_code, state,
+       attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at
+FROM outbox
+WHERE (%(event_id)s::text IS NULL OR event_id = %(event_id)s)
+  AND (%(order_id)s::text IS NULL OR order_id = %(order_id)s)
+  AND (%(event_name)s::text IS NULL OR event_name = %(event_name)s)
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(destination)s::text IS NULL OR destination = %(destination)s)
+  AND (%(since)s::float8 IS NULL OR created_at >= %(since)s)
+  AND (NOT %(test_only)s OR test_event_code <> '')
+  AND (NOT %(inspectable)s OR inbound IS NOT NULL OR state = 'dead')
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: get
+SELECT id, destination, event_name, event_id, event_time, payload, test_event_code, state,
+       attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at
+FROM outbox WHERE id = %(id)s;
+
+-- name: counts
+SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;
+
+-- name: oldest_pending
+SELECT MIN(created_at) FROM outbox WHERE state = 'pending';
+
+-- name: prune
+DELETE FROM outbox WHERE state = 'sent' AND finished_at < %(before)s;
+
+-- name: prune_dedup
+DELETE FROM dedup WHERE seen_at < %(before)s;
+
+-- name: prune_telemetry
+DELETE FROM counters WHERE minute < %(minute)s;
+
+-- name: prune_requests
+DELETE FROM requests WHERE at < %(before)s;
+
+-- name: add_counter
+INSERT INTO counters (minute, destination, event_name, name, value)
+VALUES (%(minute)s, %(destination)s, %(event_name)s, %(name)s, %(value)s)
+ON CONFLICT (minute, destination, event_name, name)
+DO UPDATE SET value = counters.value + EXCLUDED.value;
+
+-- name: add_request
+INSERT INTO requests (at, destination, events, test, outcome, code, message, request_id,
+                      http_status, latency)
+VALUES (%(at)s, %(destination)s, %(events)s, %(test)s, %(outcome)s, %(code)s, %(message)s,
+        %(request_id)s, %(http_status)s, %(latency)s);
+
+-- name: counters_since
+SELECT minute, destination, event_name, name, value FROM counters WHERE minute >= %(minute)s;
+
+-- name: requests_since
+SELECT at, destination, events, test, outcome, code, message, request_id, http_status, latency
+FROM requests WHERE at >= %(since)s ORDER BY at DESC LIMIT %(limit)s;
+
+-- name: ensure_limit
+INSERT INTO rate_limits (key, tokens, updated_at) VALUES (%(key)s, %(qps)s, %(now)s)
+ON CONFLICT (key) DO NOTHING;
+
+-- name: lock_limit
+SELECT tokens, updated_at, paused_until FROM rate_limits WHERE key = %(key)s FOR UPDATE;
+
+-- name: save_limit
+UPDATE rate_limits SET tokens = %(tokens)s, updated_at = %(now)s WHERE key = %(key)s;
+
+-- name: pause
+UPDATE rate_limits SET paused_until = GREATEST(paused_until, %(until)s) WHERE key = %(key)s;
