@@ -36,7 +36,8 @@ bench: install
 	$(BIN)/python -m bench.run
 
 soak: install
-	TIKTOK_GATEWAY_SOAK=1 $(BIN)/pytest tests/acceptance -k "crash or outage" $(PYTEST_ARGS)
+	TIKTOK_GATEWAY_SOAK=1 $(BIN)/pytest tests/acceptance tests/unit/test_fuzz_inbound.py $(PYTEST_ARGS)
+	$(BIN)/python -m bench.reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -88,6 +88,13 @@ class ObserveSettings(_Section):
     flush_seconds: float = Field(default=2.0, gt=0)
 
 
+class WebhookSettings(_Section):
+    shopify_secret: str = ""
+    shopify_topics: list[str] = Field(default_factory=lambda: ["orders/create"])
+    woocommerce_secret: str = ""
+    woocommerce_statuses: list[str] = Field(default_factory=lambda: ["processing", "completed"])
+
+
 class AdminSettings(_Section):
     username: str = "admin"
     password: str = ""
@@ -145,6 +152,7 @@ class Settings(_Section):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
     observe: ObserveSettings = Field(default_factory=ObserveSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     keys: list[KeySettings] = Field(default_factory=list)
     destinations: list[DestinationSettings] = Field(default_factory=list)
 

@@ -169,11 +169,11 @@ class Dispatcher:
     async def _send(self, sender: Sender, records: Sequence[OutboxRecord]) -> Delivery:
         await sender.limiter.acquire()
         test_code = records[0].test_event_code or None
-        body = schema.build_request(sender.pixel_id, [r.data for r in records],
-                                    test_event_code=test_code, event_source=sender.event_source,
-                                    partner_name=sender.client.partner_name)
+        body = schema.build_request_bytes(
+            sender.pixel_id, [r.payload for r in records], test_event_code=test_code,
+            event_source=sender.event_source, partner_name=sender.client.partner_name)
         self.counts.requests += 1
-        return await sender.client.send(body)
+        return await sender.client.send_bytes(body, len(records))
 
     async def _delivered(self, records: Sequence[OutboxRecord], delivery: Delivery) -> None:
         response = delivery.response

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 import pycountry
@@ -73,6 +74,12 @@ def _iso_to_seconds(text: str) -> int:
     return int(parsed.timestamp())
 
 
+@lru_cache(maxsize=512)
+def _is_currency(code: str) -> bool:
+    """ISO 4217, from pycountry's maintained list (cached: a shop uses a handful)."""
+    return pycountry.currencies.get(alpha_3=code) is not None
+
+
 NonNegative = Annotated[float, BeforeValidator(_to_number), Field(ge=0)]
 StringList = Annotated[list[str], BeforeValidator(_to_list)]
 
@@ -118,12 +125,12 @@ class Item(_Model):
     price: NonNegative | None = None
     quantity: int | None = Field(default=None, ge=0)
 
-    def to_content(self) -> Content:
-        return Content(
-            content_id=self.item_id, content_name=self.item_name,
-            content_category=self.item_category, brand=self.item_brand,
-            price=self.price, quantity=self.quantity,
-        )
+    def to_content(self) -> dict[str, Any]:
+        """TikTok's content item; built as a plain dict, since the values are validated already."""
+        pairs = (("content_id", self.item_id), ("content_name", self.item_name),
+                 ("content_category", self.item_category), ("brand", self.item_brand),
+                 ("price", self.price), ("quantity", self.quantity))
+        return {k: v for k, v in pairs if v is not None}
 
 
 class Properties(_Model):
@@ -150,7 +157,7 @@ class Properties(_Model):
         if value is None:
             return None
         code = value.upper()
-        if pycountry.currencies.get(alpha_3=code) is None:
+        if not _is_currency(code):
             raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, EUR)")
         return code
 

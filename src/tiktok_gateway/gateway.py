@@ -7,7 +7,6 @@ duplicates), and wake the dispatcher. Nothing is acknowledged before the commit.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 from starlette.types import ASGIApp
 
 from .config import DestinationSettings, Settings, resolve_secret
@@ -231,10 +231,11 @@ class Gateway:
         shared_id = bool(item.source.event_id or item.source.order_id)
         counts.received(dest.name, item.name, item.data, shared_id)
         sampled = bool(code) or random.random() < self.settings.observe.inspect_sample_rate
+        # The inbound copy costs a model dump per event: made only for events the inspector keeps.
+        inbound = orjson.dumps(hashed_inbound(item)).decode() if sampled else None
         return NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
-                        json.dumps(item.data, separators=(",", ":")), code,
-                        order_id=item.source.order_id or "",
-                        inbound=json.dumps(hashed_inbound(item)), sampled=sampled)
+                        orjson.dumps(item.data).decode(), code,
+                        order_id=item.source.order_id or "", inbound=inbound, sampled=sampled)
 
 
 def hashed_inbound(item: Transformed) -> dict[str, Any]:

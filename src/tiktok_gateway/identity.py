@@ -23,6 +23,10 @@ from .tiktok.schema import SHA256_HEX_ANY_CASE
 
 # Deliberately loose: one @, something on each side, a dot in the domain, no spaces.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Characters phonenumbers ignores; removing them before the cache lookup changes no result
+# but lets "+1 213-373-4253" and "+12133734253" share one cache entry. Parentheses stay:
+# in "+44 (0)20" they mark a trunk prefix.
+_SEPARATORS = re.compile(r"[\s\-.]")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def hash_phone(raw: str, region: str | None = None) -> Hashed:
     value = raw.strip()
     if is_sha256(value):
         return Hashed(value.lower())
-    e164 = normalise_phone(value, region)
+    e164 = normalise_phone(_SEPARATORS.sub("", value), region)
     if e164 is None:
         hint = "" if region or value.startswith(("+", "00")) else " (no default region set)"
         return Hashed(None, f"not a valid phone number{hint}; dropped, never sent")
@@ -68,8 +72,9 @@ def hash_phone(raw: str, region: str | None = None) -> Hashed:
 def normalise_phone(raw: str, region: str | None = None) -> str | None:
     """E.164 (`+12133734253`) for a phone number, or None when it is not a valid number.
 
-    Cached: parsing with phonenumbers is the slowest step of a transform, and shops
-    send the same customers' numbers again and again.
+    Cached: parsing with phonenumbers is the slowest step of a transform, and shops send
+    the same customers' numbers again and again (a funnel sends one number with every
+    event). The cache lives in memory only, like the event being processed.
     """
     candidate = raw
     if raw.startswith("00"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .tiktok import schema
 
@@ -63,6 +64,7 @@ BUILTIN_NAMES: dict[str, str] = {
 _SEPARATORS = re.compile(r"[\s\-]+")
 
 
+@lru_cache(maxsize=4096)  # shops use a few dozen names; this runs for every event
 def normalise_name(name: str) -> str:
     """`Order Completed` and `order-completed` both become `order_completed`."""
     return _SEPARATORS.sub("_", name.strip()).lower()

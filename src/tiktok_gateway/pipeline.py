@@ -12,6 +12,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from . import identity, mapping
@@ -108,16 +109,16 @@ def _event_id(event: Event, name: str, warnings: list[FieldError]) -> str:
 def hash_user(user: User, options: TransformOptions, warnings: list[FieldError]) -> dict[str, Any]:
     """TikTok's `user` object: email, phone, external_id hashed; the rest as received."""
     out: dict[str, Any] = {}
-    hashers: dict[str, Callable[[str], identity.Hashed]] = {
-        "email": identity.hash_email,
-        "phone": lambda v: identity.hash_phone(v, options.phone_region),
-        "external_id": lambda v: identity.hash_external_id(
-            v, lowercase=options.lowercase_external_id),
-    }
-    for key, hasher in hashers.items():
-        hashes = _hash_all(getattr(user, key), key, hasher, warnings)
-        if hashes:
-            out[key] = hashes
+    if user.email:
+        _put_hashes(out, "email", [identity.hash_email(v) for v in user.email], warnings)
+    if user.phone:
+        region = options.phone_region
+        _put_hashes(out, "phone", [identity.hash_phone(v, region) for v in user.phone], warnings)
+    if user.external_id:
+        lower = options.lowercase_external_id
+        _put_hashes(out, "external_id",
+                    [identity.hash_external_id(v, lowercase=lower) for v in user.external_id],
+                    warnings)
     for key in ("ttclid", "ttp", "user_agent", "locale"):
         value = getattr(user, key)
         if value:
@@ -129,28 +130,35 @@ def hash_user(user: User, options: TransformOptions, warnings: list[FieldError])
     return out
 
 
-def _hash_all(
-    values: list[str] | None,
-    key: str,
-    hasher: Callable[[str], identity.Hashed],
-    warnings: list[FieldError],
-) -> list[str]:
+def _put_hashes(out: dict[str, Any], key: str, results: list[identity.Hashed],
+                warnings: list[FieldError]) -> None:
+    """Keep each distinct hash; name each dropped value (`user.email.1`) in a warning."""
     hashes: list[str] = []
-    for i, value in enumerate(values or []):
-        result = hasher(value)
+    for i, result in enumerate(results):
         if result.value is None:
-            path = f"user.{key}" if len(values or []) == 1 else f"user.{key}.{i}"
+            path = f"user.{key}" if len(results) == 1 else f"user.{key}.{i}"
             warnings.append(FieldError(path, result.problem or "dropped"))
         elif result.value not in hashes:
             hashes.append(result.value)
-    return hashes
+    if hashes:
+        out[key] = hashes
 
 
 def _add_ip(ip: str, out: dict[str, Any], warnings: list[FieldError]) -> None:
-    try:
-        out["ip"] = str(ipaddress.ip_address(ip))
-    except ValueError:
+    normalised = normalise_ip(ip)
+    if normalised is None:
         warnings.append(FieldError("user.ip", "not a valid IPv4 or IPv6 address; dropped"))
+    else:
+        out["ip"] = normalised
+
+
+@lru_cache(maxsize=16384)
+def normalise_ip(ip: str) -> str | None:
+    """The canonical text of an IPv4 or IPv6 address (cached: shops see the same IPs often)."""
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
 
 
 # --- properties ----------------------------------------------------------------------------
@@ -158,11 +166,12 @@ def _add_ip(ip: str, out: dict[str, Any], warnings: list[FieldError]) -> None:
 
 def _properties(props: Properties, name: str, warnings: list[FieldError]) -> dict[str, Any]:
     out: dict[str, Any] = dict(props.model_extra or {})
-    contents = props.contents or [item.to_content() for item in props.items or []]
+    contents = ([c.model_dump(exclude_none=True) for c in props.contents] if props.contents
+                else [item.to_content() for item in props.items or []])
     if contents:
-        out["contents"] = [c.model_dump(exclude_none=True) for c in contents]
+        out["contents"] = contents
         out["content_type"] = props.content_type or "product"
-        ids = props.content_ids or [c.content_id for c in contents if c.content_id]
+        ids = props.content_ids or [c["content_id"] for c in contents if c.get("content_id")]
         if ids:
             out["content_ids"] = ids
     elif props.content_ids:

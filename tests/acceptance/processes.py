@@ -102,6 +102,13 @@ linger_ms = 20
 retry_base_seconds = 0.1
 retry_max_seconds = 1.0
 
+[admin]
+password = "acceptance-admin-password"
+
+[observe]
+inspect_sample_rate = 1.0
+flush_seconds = 0.5
+
 [[keys]]
 name = "backend"
 secret = "file:{key}"

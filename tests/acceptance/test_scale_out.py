@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import pytest
 
 from tests.acceptance.processes import Process, sandbox_events, start_sandbox, wait_for
 from tests.acceptance.test_gateway_processes import KEY, post_stream
+from tests.reliability import record
 from tiktok_gateway.testing import free_port
 
 TOKEN = "acceptance-token-0123456789"
@@ -109,11 +109,9 @@ def test_two_processes_one_killed(tmp_path: Path, sandbox: Process, postgres_url
         assert stats["duplicates"] <= 1000, stats
         # Counters are written with the state changes, so the killed process's count survived.
         assert wait_for(lambda: delivered_total(postgres_url) == unique, timeout=15)
-        report = {"acknowledged": len(expected), "received_unique": unique,
-                  "sandbox_duplicates": stats["duplicates"],
-                  "delivered_counter": delivered_total(postgres_url), "lost": 0}
-        (tmp_path / "scale-out-report.json").write_text(json.dumps(report))
-        print("scale-out:", report)
+        record("two_processes_postgres_kill_9", acknowledged=len(expected), delivered=unique,
+               duplicated=stats["duplicates"], lost=0,
+               delivered_counter=delivered_total(postgres_url))
     finally:
         halt.set()
         a.stop()

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from ..exceptions import ConfigError
 from ..ratelimit import Limiter
 
@@ -76,7 +78,7 @@ class OutboxRecord:
 
     @property
     def data(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.payload)
+        value: dict[str, Any] = orjson.loads(self.payload)
         return value
 
     @property

@@ -65,9 +65,11 @@ def connect(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
 class _DatabaseThread:
     """A thread that owns one connection and runs operations submitted from asyncio."""
 
-    def __init__(self, conn: sqlite3.Connection, *, transactional: bool, name: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, transactional: bool, name: str,
+                 before_commit: Callable[[sqlite3.Connection], None] | None = None) -> None:
         self._conn = conn
         self._transactional = transactional
+        self._before_commit = before_commit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -130,6 +132,8 @@ class _DatabaseThread:
                 if error:
                     conn.execute("RELEASE op")
                 results.append((value, error))
+            if self._before_commit:
+                self._before_commit(conn)
             conn.execute("COMMIT")
             return results
         except sqlite3.Error as exc:
@@ -209,7 +213,10 @@ class SQLiteOutbox:
             writer.executescript(Q["schema"])
             writer.execute(Q["release_leases"])
             reader = writer if path == ":memory:" else connect(path, synchronous)
-        self._writer = _DatabaseThread(writer, transactional=True, name="outbox-writer")
+        # Counters of every operation in a transaction, merged and written once before COMMIT.
+        self._pending_counts: dict[CounterKey, int] = {}
+        self._writer = _DatabaseThread(writer, transactional=True, name="outbox-writer",
+                                       before_commit=self._write_counts)
         self._reader = (self._writer if reader is writer else
                         _DatabaseThread(reader, transactional=False, name="outbox-reader"))
         self._last_prune = 0.0
@@ -218,6 +225,18 @@ class SQLiteOutbox:
     @property
     def telemetry(self) -> SQLiteTelemetry:
         return self._telemetry
+
+    def _count(self, counters: dict[CounterKey, int]) -> None:
+        """Add to this transaction's counters (runs on the writer thread only)."""
+        pending = self._pending_counts
+        for key, value in counters.items():
+            pending[key] = pending.get(key, 0) + value
+
+    def _write_counts(self, conn: sqlite3.Connection) -> None:
+        # Taken before writing: if this transaction fails, its counts go with its events.
+        pending, self._pending_counts = self._pending_counts, {}
+        if pending:
+            _add_counters(conn, pending)
 
     async def put(self, events: Sequence[NewEvent],
                   counters: dict[CounterKey, int] | None = None) -> list[bool]:
@@ -236,8 +255,8 @@ class SQLiteOutbox:
         conn.executemany(Q["insert"], rows)
         duplicates = [(e.destination, e.event_name) for e, ok in zip(events, stored, strict=True)
                       if not ok]
-        _add_counters(conn, counters)
-        _add_counters(conn, tally(duplicates, "duplicate", now))
+        self._count(counters)
+        self._count(tally(duplicates, "duplicate", now))
         return stored
 
     def _remember(self, conn: sqlite3.Connection, event: NewEvent, now: float) -> bool:
@@ -285,12 +304,11 @@ class SQLiteOutbox:
         counter = "retried" if retry_at is not None else "dead"
         await self._writer.run(lambda conn: self._update(conn, "mark_failed", params, counter))
 
-    @staticmethod
-    def _update(conn: sqlite3.Connection, query: str, params: dict[str, Any],
+    def _update(self, conn: sqlite3.Connection, query: str, params: dict[str, Any],
                 counter: str) -> None:
         """Change records' state and count the change, in the same transaction."""
         rows = conn.execute(Q[query], params).fetchall()
-        _add_counters(conn, tally(rows, counter, params["now"]))
+        self._count(tally(rows, counter, params["now"]))
 
     async def replay(self, destination: str | None = None, since: float | None = None,
                      ids: Sequence[int] | None = None) -> int:

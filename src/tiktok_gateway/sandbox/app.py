@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -64,8 +65,9 @@ class Sandbox:
                "access_token": mask_token(request.headers.get("access-token"))}
         faulted = await self._fault_response(now)
         if faulted is not None:
-            self.state.log_request({**log, "status": faulted.status_code}, faulted.status_code)
-            return faulted
+            response, code = faulted
+            self.state.log_request({**log, "status": response.status_code, "code": code}, code)
+            return response
         code, message, data = self._process(await request.body(), request, request_id,
                                             is_legacy, now, log)
         self.state.log_request({**log, "status": 200, "code": code, "message": message}, code)
@@ -74,8 +76,8 @@ class Sandbox:
     def _process(self, raw: bytes, request: Request, request_id: str, is_legacy: bool,
                  now: float, log: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
         try:
-            body = json.loads(raw)
-        except ValueError:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
             return schema.CODE_INVALID_PARAMETER, "Invalid JSON in request body.", {}
         if is_legacy and isinstance(body, dict):
             report, v2 = legacy.lint_legacy(body, now=now)
@@ -100,24 +102,25 @@ class Sandbox:
                 {"failed_events": failures}
         return schema.CODE_OK, "OK", {}
 
-    async def _fault_response(self, now: float) -> Response | None:
+    async def _fault_response(self, now: float) -> tuple[Response, int] | None:
+        """The faulty answer in force, with the code to log (HTTP status or TikTok's code)."""
         faults = self.faults
         if faults.in_outage(now):
             if faults.outage_kind == "hang":
                 await asyncio.sleep(faults.outage_until - now)
             return Response("Service Unavailable", status_code=503,
-                            headers={"Retry-After": "1"})
+                            headers={"Retry-After": "1"}), 503
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.should_error():
             if faults.error_kind == "html":
-                return HTMLResponse(NGINX_502, status_code=502)
+                return HTMLResponse(NGINX_502, status_code=502), 502
             return JSONResponse({"code": schema.CODE_INTERNAL, "message": "Internal error. "
-                                 "Please retry.", "request_id": new_request_id(now)}, 500)
+                                 "Please retry.", "request_id": new_request_id(now)}, 500), 500
         if faults.over_rate_limit(now):
             return _envelope(schema.CODE_RATE_LIMITED,
                              "Too many requests. Please retry in some time.",
-                             new_request_id(now), {})
+                             new_request_id(now), {}), schema.CODE_RATE_LIMITED
         return None
 
     # --- the sandbox's own API -------------------------------------------------------------

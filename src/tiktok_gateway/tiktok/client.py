@@ -10,7 +10,6 @@ in the `Access-Token` header; it is never logged and never part of a repr.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import orjson
 from pydantic import SecretStr, ValidationError
 
 from ..exceptions import APIError, RateLimited, RejectedRequest, TransportError
@@ -119,13 +119,17 @@ class TikTokClient:
 
     async def send(self, body: dict[str, Any], *, path: str = schema.TRACK_PATH) -> Delivery:
         """POST one request body; return the Delivery or raise a DeliveryError."""
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        events = len(body.get("data") or body.get("batch") or [body])
+        return await self.send_bytes(orjson.dumps(body), events, path=path)
+
+    async def send_bytes(self, content: bytes, events: int, *,
+                         path: str = schema.TRACK_PATH) -> Delivery:
+        """POST a body already in JSON (`events` is only for the log)."""
         started = time.perf_counter()
         with _map_transport_errors():
             response = await self._http.post(
                 path, content=content, headers={"Access-Token": self._token.get_secret_value()})
         latency = time.perf_counter() - started
-        events = len(body.get("data") or body.get("batch") or [body])
         delivery = _classify(response, latency, events)
         logger.debug("TikTok accepted %d events in %.3fs (request_id %s)",
                      events, latency, delivery.request_id)

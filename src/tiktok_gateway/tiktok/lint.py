@@ -14,8 +14,10 @@ import copy
 import ipaddress
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+import orjson
 import pycountry
 
 from ..exceptions import FieldError
@@ -114,6 +116,15 @@ class _Collector:
         _remove_path(self.verdict.parsed, path)
 
 
+def _copy(event: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy; an orjson round trip is several times faster than copy.deepcopy."""
+    try:
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(event))
+        return copied
+    except (orjson.JSONEncodeError, TypeError):  # e.g. integers beyond 64 bits
+        return copy.deepcopy(event)
+
+
 def _remove_path(obj: Any, path: str) -> None:
     """Remove `a.b.2` from nested dicts and lists; a removed list item becomes None."""
     *parents, last = path.split(".")
@@ -141,7 +152,12 @@ def _is_int(value: Any) -> bool:
 
 def is_currency(code: Any) -> bool:
     """Whether `code` is an upper-case ISO 4217 code from pycountry's maintained list."""
-    return isinstance(code, str) and code.isupper() and pycountry.currencies.get(alpha_3=code) is not None
+    return isinstance(code, str) and code.isupper() and _known_currency(code)
+
+
+@lru_cache(maxsize=512)
+def _known_currency(code: str) -> bool:
+    return pycountry.currencies.get(alpha_3=code) is not None
 
 
 def suggest_event_name(name: str) -> str | None:
@@ -217,7 +233,7 @@ def lint_event(
     if not isinstance(event, dict):
         out.error("", "must be a JSON object")
         return verdict
-    verdict.parsed = copy.deepcopy(event)
+    verdict.parsed = _copy(event)
     _lint_name(event, out, source)
     _lint_time(event, out, now, max_age_seconds)
     _lint_event_id(event, out, source)
@@ -342,13 +358,20 @@ def _lint_ip(value: Any, out: _Collector) -> None:
     if not isinstance(value, str):
         out.drop("user.ip", "Not a valid string")
         return
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
+    public = _is_public_ip(value)
+    if public is None:
         out.drop("user.ip", f"{value!r} is not a valid IPv4 or IPv6 address")
-        return
-    if not address.is_global:
+    elif not public:
         out.warn("user.ip", "not a public address: TikTok cannot use it for matching")
+
+
+@lru_cache(maxsize=16384)
+def _is_public_ip(value: str) -> bool | None:
+    """Whether an address is public; None when it is not an address at all."""
+    try:
+        return ipaddress.ip_address(value).is_global
+    except ValueError:
+        return None
 
 
 # --- properties and page -------------------------------------------------------------------

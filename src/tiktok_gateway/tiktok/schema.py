@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 TRACK_PATH = "/open_api/v1.3/event/track/"
@@ -115,6 +116,25 @@ class TrackResponse(BaseModel):
             if isinstance(item, dict) and isinstance(item.get("index"), int):
                 out[item["index"]] = str(item.get("message", "rejected"))
         return out
+
+
+def build_request_bytes(
+    pixel_id: str,
+    payloads: list[str],
+    *,
+    test_event_code: str | None = None,
+    event_source: str = "web",
+    partner_name: str | None = "tiktok-gateway",
+) -> bytes:
+    """The same body as build_request, with `data` spliced from events already in JSON.
+
+    The outbox stores each event as the JSON the gateway wrote, so decoding and encoding it
+    again for every request would only burn time.
+    """
+    head = build_request(pixel_id, [], test_event_code=test_event_code,
+                         event_source=event_source, partner_name=partner_name)
+    prefix = orjson.dumps(head)[:-len(b"]}")]  # drop the closing "]}" of the empty data list
+    return prefix + ",".join(payloads).encode() + b"]}"
 
 
 def build_request(

@@ -21,6 +21,7 @@ from .dashboard import Dashboard
 from .health import EventStatus, Readiness, healthz
 from .ingest import Ingest
 from .openapi import openapi_document
+from .sources import Sources
 
 SANDBOX_MOUNT = "/tiktok-sandbox"
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         Route("/metrics", metrics, methods=["GET"]),
         Route("/", index, methods=["GET"]),
         *Dashboard(gateway, AdminAuth(settings.admin)).routes(),
+        *Sources(gateway, keys, settings.webhooks).routes(),
     ]
     if gateway.sandbox_app is not None:
         routes.append(Mount(SANDBOX_MOUNT, app=gateway.sandbox_app))

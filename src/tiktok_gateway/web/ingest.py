@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -71,10 +71,10 @@ class Ingest:
         if key.is_browser and not self.limiter.allow(key.name, ip or "", key.rate_limit_per_minute):
             return error(429, "too many requests from this client", {"Retry-After": "60"})
         try:
-            payload = json.loads(await self.read_body(request))
+            payload = orjson.loads(await self.read_body(request))
         except BodyTooLarge:
             return error(413, f"body larger than {self.max_body} bytes")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except orjson.JSONDecodeError as exc:
             return error(400, f"body is not valid JSON: {exc}")
         except ClientDisconnect:
             return error(400, "client disconnected before sending the whole body")

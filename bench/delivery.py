@@ -1,0 +1,85 @@
+"""Delivery: wall time to get N events into the sandbox, per client.
+
+Ours: the gateway's dispatcher draining a SQLite outbox (batches of up to 1,000).
+pytt-events-api: `post_event` per event, and `post_events_in_bulk` (pixel/batch).
+TikTok's official SDK: `pixel_track` per event. All against the same sandbox process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench import data, procs
+from bench.venvs import venv_python
+
+SCRIPT = Path(__file__).with_name("other_clients.py")
+
+
+async def ours(sandbox_url: str, count: int, workdir: Path) -> float:
+    from tiktok_gateway.dispatch import Dispatcher, DispatchSettings, Sender
+    from tiktok_gateway.outbox import NewEvent, open_outbox
+    from tiktok_gateway.pipeline import TransformOptions, transform
+    from tiktok_gateway.ratelimit import RateLimiter
+    from tiktok_gateway.retry import RetryPolicy
+    from tiktok_gateway.tiktok.client import TikTokClient
+
+    outbox = open_outbox(f"sqlite:///{workdir}/delivery.db")
+    options = TransformOptions()
+    items = [transform(raw, options) for raw in data.events(count, unique_customers=True)]
+    await outbox.put([NewEvent("shop", i.name, i.event_id, i.data["event_time"],
+                               orjson.dumps(i.data).decode()) for i in items])
+    client = TikTokClient(procs.TOKEN, base_url=sandbox_url)
+    dispatcher = Dispatcher(outbox, {"shop": Sender("shop", procs.PIXEL, client,
+                                                     RateLimiter(1000))},
+                            RetryPolicy(), DispatchSettings(linger=0))
+    started = time.perf_counter()
+    await asyncio.gather(dispatcher.drain_once(), dispatcher.drain_once())  # two workers
+    elapsed = time.perf_counter() - started
+    await client.aclose()
+    await outbox.close()
+    return elapsed
+
+
+def other(client: str, sandbox_url: str, count: int) -> float:
+    venv = {"pytt_single": ("pytt", "pytt-events-api"), "pytt_bulk": ("pytt", "pytt-events-api"),
+            "official_sdk": ("sdk", "tiktok-business-api-sdk-official")}[client]
+    python = venv_python(*venv)
+    result = subprocess.run([str(python), str(SCRIPT), client, sandbox_url, str(count)],
+                            capture_output=True, text=True, timeout=1800, check=True,
+                            cwd=Path(__file__).parents[1])
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def run(count: int = 20_000) -> dict[str, Any]:
+    results: dict[str, Any] = {"events": count}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for name in ("ours", "pytt_bulk", "official_sdk", "pytt_single"):
+            proc, url = procs.sandbox(workdir)
+            try:
+                if name == "ours":
+                    seconds = asyncio.run(ours(url, count, workdir))
+                else:
+                    seconds = other(name, url, count)
+                received = procs.sandbox_count(url)
+            finally:
+                proc.stop()
+            results[name] = {"seconds": round(seconds, 2),
+                             "events_per_second": round(count / seconds, 1),
+                             "received": received}
+    for name in ("pytt_single", "official_sdk", "pytt_bulk"):
+        results[f"ours_vs_{name}"] = round(results["ours"]["events_per_second"]
+                                           / results[name]["events_per_second"], 1)
+    return results
+
+
+if __name__ == "__main__":
+    print(httpx.__version__, run(2000))

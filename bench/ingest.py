@@ -1,0 +1,65 @@
+"""Ingest: wrk on loopback against POST /v1/events with durable acknowledgement.
+
+Compared with a bare ASGI endpoint on the same stack (Starlette on uvicorn) that answers 202
+without doing anything: the ceiling of the stack on this machine.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from tiktok_gateway.testing import free_port
+
+LUA = Path(__file__).with_name("post_events.lua")
+DURATION = "10s"
+
+
+def wrk(url: str, batch: int) -> dict[str, float]:
+    result = subprocess.run(
+        ["wrk", "-t2", "-c32", "-d", DURATION, "--latency", "-s", str(LUA), url + "/v1/events",
+         "--", procs.KEY, str(batch)], capture_output=True, text=True, timeout=120, check=True)
+    out = result.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"requests_per_second": rps, "events_per_second": round(rps * batch, 1),
+            "p50_ms": _latency(out, "50%"), "p99_ms": _latency(out, "99%"),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def _latency(out: str, quantile: str) -> float:
+    match = re.search(rf"{re.escape(quantile)}\s+([\d.]+)(us|ms|s)", out)
+    if not match:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return round(value * {"us": 0.001, "ms": 1, "s": 1000}[unit], 3)
+
+
+def run() -> dict[str, Any]:
+    results: dict[str, Any] = {"duration": DURATION, "connections": 32}
+    port = free_port()
+    bare = procs.Proc([sys.executable, "-m", "bench.bare_app", str(port)],
+                      Path(tempfile.mkdtemp()) / "bare.log")
+    stub = f"http://127.0.0.1:{port}"
+    try:
+        procs.wait_http(stub + "/")
+        results["bare_asgi_single"] = wrk(stub, 1)
+        # The same stub plays TikTok for the gateway: delivery runs, but costs TikTok nothing.
+        with tempfile.TemporaryDirectory() as tmp:
+            gateway, url = procs.gateway(Path(tmp), stub)
+            try:
+                results["gateway_single"] = wrk(url, 1)
+                results["gateway_batch_100"] = wrk(url, 100)
+            finally:
+                gateway.stop()
+    finally:
+        bare.stop()
+    ceiling = results["bare_asgi_single"]["requests_per_second"]
+    results["single_share_of_ceiling"] = round(
+        results["gateway_single"]["requests_per_second"] / ceiling, 3)
+    return results

@@ -1,0 +1,108 @@
+"""`make bench`: every benchmark, one run, results in bench/results/latest.{json,md}."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import delivery, ingest, memory, procs, transform
+
+RESULTS = Path(__file__).with_name("results")
+TARGETS = {
+    "transform_vs_pytt": 10.0, "transform_floor_ratio": 4.0, "delivery_vs_per_event": 50.0,
+    "ingest_single_share": 0.5, "ingest_batch_events_per_second": 20_000.0,
+    "memory_peak_mb": 200.0,
+}
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform()}
+
+
+def main() -> None:
+    size = int(os.environ.get("BENCH_EVENTS", "20000"))
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+        "versions": procs.versions(), "targets": TARGETS,
+    }
+    for name, run in (("transform", lambda: transform.run(size)),
+                      ("delivery", lambda: delivery.run(size)), ("ingest", ingest.run),
+                      ("memory", lambda: memory.run(int(os.environ.get("BENCH_MEMORY_EVENTS",
+                                                                        "1000000"))))):
+        print(f"running {name}…", file=sys.stderr, flush=True)
+        results[name] = run()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    t, d, i, m = r["transform"], r["delivery"], r["ingest"], r["memory"]
+    f, u = t["funnel"], t["unique_customers"]
+    per_event = min(d["ours_vs_pytt_single"], d["ours_vs_official_sdk"])
+    lines = [
+        f"# Benchmarks ({r['date']})", "",
+        f"Machine: {r['machine']['cpu']}, {r['machine']['cores']} cores, "
+        f"{r['machine']['system']}. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + ".", "",
+        "## Transform (events per second, one core)", "",
+        "| events | tiktok-gateway | floor (3 × SHA-256 + JSON) | pytt-events-api | vs pytt | floor ÷ ours |",
+        "|---|---|---|---|---|---|",
+        f"| shop funnel (4 events per customer) | {f['ours']:,.0f} | {f['floor']:,.0f} | "
+        f"{f['pytt_events_api']:,.0f} | {f['ours_vs_pytt']}× | {f['floor_vs_ours']}× |",
+        f"| every event a new customer | {u['ours']:,.0f} | {u['floor']:,.0f} | "
+        f"{u['pytt_events_api']:,.0f} | {u['ours_vs_pytt']}× | {u['floor_vs_ours']}× |", "",
+        f"Targets: ≥ 10× pytt-events-api ({_mark(f['ours_vs_pytt'] >= 10)}), within 4× of the "
+        f"floor ({_mark(f['floor_vs_ours'] <= 4)}), on the funnel.", "",
+        f"## Delivery ({d['events']:,} events to the sandbox)", "",
+        "| client | seconds | events per second | received |", "|---|---|---|---|",
+    ]
+    for name, label in (("ours", "tiktok-gateway dispatcher (batches of 1,000)"),
+                        ("pytt_bulk", "pytt-events-api, post_events_in_bulk (pixel/batch)"),
+                        ("official_sdk", "TikTok official SDK, pixel_track per event"),
+                        ("pytt_single", "pytt-events-api, post_event per event")):
+        row = d[name]
+        lines.append(f"| {label} | {row['seconds']} | {row['events_per_second']:,.0f} | "
+                     f"{row['received']:,} |")
+    lines += ["", f"Ours vs per-event clients: {d['ours_vs_pytt_single']}× pytt, "
+              f"{d['ours_vs_official_sdk']}× the official SDK (target 50×: "
+              f"{_mark(per_event >= 50)}); vs pytt's bulk call {d['ours_vs_pytt_bulk']}×.", "",
+              "## Ingest (wrk, 2 threads, 32 connections, "
+              f"{i['duration']}, durable acknowledgement)", "",
+              "| endpoint | requests/s | events/s | p50 ms | p99 ms | non-2xx |",
+              "|---|---|---|---|---|---|"]
+    for name, label in (("bare_asgi_single", "bare Starlette endpoint (ceiling)"),
+                        ("gateway_single", "POST /v1/events, 1 event"),
+                        ("gateway_batch_100", "POST /v1/events, 100 events")):
+        row = i[name]
+        lines.append(f"| {label} | {row['requests_per_second']:,.0f} | "
+                     f"{row['events_per_second']:,.0f} | {row['p50_ms']} | {row['p99_ms']} | "
+                     f"{row['non_2xx']} |")
+    batch = i["gateway_batch_100"]["events_per_second"]
+    lines += ["", f"Single events: {i['single_share_of_ceiling']:.0%} of the ceiling (target "
+              f"50%: {_mark(i['single_share_of_ceiling'] >= 0.5)}); batched: {batch:,.0f} "
+              f"events/s (target 20,000: {_mark(batch >= 20_000)}).", "",
+              f"## Memory ({m['events']:,} events waiting while TikTok is down)", "",
+              f"Peak RSS while waiting: {m['peak_rss_mb_while_waiting']} MB; while draining: "
+              f"{m['peak_rss_mb_while_draining']} MB (target < 200 MB: "
+              f"{_mark(max(m['peak_rss_mb_while_waiting'], m['peak_rss_mb_while_draining']) < 200)}"
+              f"). Ingest took {m['ingest_seconds']} s, draining {m['drain_seconds']} s; "
+              f"{m['delivered']:,} delivered.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

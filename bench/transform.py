@@ -1,0 +1,69 @@
+"""Transform throughput: inbound event to 2.0 request body, on one core.
+
+Contenders: tiktok-gateway's transform (validate, map, normalise, hash, serialise); the
+floor (three SHA-256 and one JSON serialisation per event, with the same serializer the
+gateway uses, orjson, so the floor stays the true minimum); and pytt-events-api, run in a
+virtualenv of its own since it pins an old pydantic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench import data
+from bench.venvs import venv_python
+
+PYTT_SCRIPT = Path(__file__).with_name("pytt_transform.py")
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 1)
+
+
+def ours(events: list[dict[str, Any]]) -> float:
+    from tiktok_gateway.pipeline import TransformOptions, transform
+
+    options = TransformOptions()
+    started = time.perf_counter()
+    for raw in events:
+        orjson.dumps(transform(raw, options).data)
+    return _rate(len(events), time.perf_counter() - started)
+
+
+def floor(events: list[dict[str, Any]]) -> float:
+    started = time.perf_counter()
+    for raw in events:
+        user = raw["user"]
+        hashed = {k: hashlib.sha256(user[k].encode()).hexdigest()
+                  for k in ("email", "phone", "external_id")}
+        orjson.dumps({**raw, "user": {**user, **hashed}})
+    return _rate(len(events), time.perf_counter() - started)
+
+
+def pytt(count: int, unique: bool) -> float:
+    python = venv_python("pytt", "pytt-events-api")
+    result = subprocess.run([str(python), str(PYTT_SCRIPT), str(count), str(int(unique))],
+                            capture_output=True, text=True, timeout=600, check=True,
+                            cwd=Path(__file__).parents[1])
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def run(count: int = 20_000) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for shape, unique in (("funnel", False), ("unique_customers", True)):
+        events = data.events(count, unique_customers=unique)
+        ours(events[:500])  # warm up imports
+        from tiktok_gateway.identity import normalise_phone
+
+        normalise_phone.cache_clear()
+        row = {"ours": ours(events), "floor": floor(events), "pytt_events_api": pytt(count, unique)}
+        row["ours_vs_pytt"] = round(row["ours"] / row["pytt_events_api"], 1)
+        row["floor_vs_ours"] = round(row["floor"] / row["ours"], 2)
+        results[shape] = row
+    return results

@@ -1,0 +1,80 @@
+"""The browser snippet in a real Chromium: ttclid, _ttp, and one event_id for both legs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from tests.conftest import BROWSER_KEY, CHROMIUM_ARGS
+from tiktok_gateway.testing import serve_in_thread
+
+PAGE = """<!doctype html><html><head><title>Shop</title>
+<script>
+  // A stand-in for TikTok's pixel: records what the page asks it to track.
+  window.ttq = {calls: [], track: function (name, props, opts) { this.calls.push([name, props, opts]); }};
+</script>
+<script src="{gateway}/tt.js" data-key="{key}"></script>
+</head><body><button id="buy">Buy</button>
+<script>
+  document.getElementById("buy").onclick = function () {
+    window.lastId = ttgw.track("purchase", {order_id: "W-1001", value: 42.5, currency: "USD",
+                                            contents: [{content_id: "sku-9", quantity: 1, price: 42.5}]},
+                               {user: {email: "shopper@example.com"}});
+  };
+</script></body></html>"""
+
+
+def test_purchase_from_the_browser(make_gateway: Callable[..., str], sandbox_url: str,
+                                   chromium_path: str) -> None:
+    """Landing with ttclid, then a purchase: both legs share the event_id; the server leg has it all."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    def shop_page(request: Any) -> HTMLResponse:
+        return HTMLResponse(PAGE.replace("{gateway}", request.app.state.gateway)
+                            .replace("{key}", BROWSER_KEY))
+
+    shop_app = Starlette(routes=[Route("/", shop_page), Route("/thanks", shop_page)])
+    with serve_in_thread(shop_app) as shop_url:
+        gateway_url = make_gateway(keys=[
+            {"name": "web", "secret": BROWSER_KEY, "kind": "browser",
+             "allowed_origins": [shop_url]}])
+        shop_app.state.gateway = gateway_url
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            context = browser.new_context(user_agent="ShopperBrowser/1.0")
+            context.add_cookies([{"name": "_ttp", "value": "2F7h37YkS1j57AYSKTI7IHhJPYH",
+                                  "url": shop_url}])
+            page = context.new_page()
+            page.goto(f"{shop_url}/?ttclid=E.C.P.landing42")
+            page.goto(f"{shop_url}/thanks")  # the cookie must carry ttclid across pages
+            page.click("#buy")
+            event_id = page.evaluate("window.lastId")
+            calls: list[Any] = page.evaluate("window.ttq.calls")
+            cookies = {c["name"]: c for c in context.cookies()}
+            browser.close()
+    assert event_id == "W-1001_CompletePayment"
+    assert calls == [["CompletePayment", {"order_id": "W-1001", "value": 42.5, "currency": "USD",
+                                          "contents": [{"content_id": "sku-9", "quantity": 1,
+                                                        "price": 42.5}]},
+                      {"event_id": "W-1001_CompletePayment"}]]
+    assert cookies["ttgw_ttclid"]["value"] == "E.C.P.landing42"
+    assert cookies["ttgw_ttclid"]["expires"] > time.time() + 6 * 86400
+    deadline = time.time() + 10
+    events: list[dict[str, Any]] = []
+    while not events and time.time() < deadline:
+        events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
+        time.sleep(0.1)
+    [event] = events
+    user = event["parsed"]["user"]
+    assert event["event_id"] == event_id
+    assert user["ttclid"] == "E.C.P.landing42"
+    assert user["ttp"] == "2F7h37YkS1j57AYSKTI7IHhJPYH"
+    assert user["user_agent"] == "ShopperBrowser/1.0"
+    assert user["ip"] == "127.0.0.1"
+    assert event["hashed_fields"] == ["email"]
