@@ -24,7 +24,7 @@ sandbox: install
 test: install lint typecheck pytest
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 
 typecheck: install
 	$(BIN)/mypy

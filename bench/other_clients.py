@@ -13,9 +13,10 @@ def pytt(url, count, bulk):
     import os
 
     os.environ.update(TIKTOK_ACCESS_TOKEN=TOKEN, TIKTOK_PIXEL_ID=PIXEL)
-    from bench.pytt_transform import build
     from pytt_events.auth import TikTokAuth
     from pytt_events.tiktok_events_api import TikTokEventsApi
+
+    from bench.pytt_transform import build
 
     api, auth = TikTokEventsApi(), TikTokAuth()
     api.ROOT = url + "/open_api/"

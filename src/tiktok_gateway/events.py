@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -26,6 +25,7 @@ from pydantic import (
 )
 
 from .exceptions import FieldError, InvalidEvent
+from .timeparse import iso_to_seconds
 
 MILLISECONDS_THRESHOLD = 100_000_000_000  # a Unix time above this is in milliseconds
 
@@ -60,18 +60,8 @@ def _to_event_time(value: Any) -> Any:
         seconds = value / 1000 if value > MILLISECONDS_THRESHOLD else value
         return int(seconds)
     if isinstance(value, str):
-        return _iso_to_seconds(value)
+        return iso_to_seconds(value)
     raise ValueError("must be a Unix time (seconds or milliseconds) or an ISO 8601 time")
-
-
-def _iso_to_seconds(text: str) -> int:
-    try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"{text!r} has no UTC offset; add one, e.g. Z or +02:00")
-    return int(parsed.timestamp())
 
 
 @lru_cache(maxsize=512)

@@ -81,13 +81,14 @@ def start_sandbox(tmp_path: Path, *extra: str) -> Process:
 
 
 def write_config(tmp_path: Path, sandbox_url: str, port: int | None = None,
-                 extra: str = "") -> Path:
+                 extra: str = "", *, storage_url: str | None = None, name: str = "gateway",
+                 lease_seconds: float = 60) -> Path:
     key = tmp_path / "server.key"
     key.write_text("acceptance-server-key-0123\n")
-    config = tmp_path / "gateway.toml"
+    config = tmp_path / f"{name}.toml"
     config.write_text(f"""
 [storage]
-url = "sqlite:///{tmp_path}/data/gateway.db"
+url = "{storage_url or f'sqlite:///{tmp_path}/data/gateway.db'}"
 
 [server]
 host = "127.0.0.1"
@@ -99,6 +100,7 @@ timeout = 5
 
 [delivery]
 linger_ms = 20
+lease_seconds = {lease_seconds}
 retry_base_seconds = 0.1
 retry_max_seconds = 1.0
 
@@ -125,7 +127,8 @@ phone_region = "US"
 
 def start_gateway(tmp_path: Path, config: Path) -> Process:
     env = {"ACCEPTANCE_TIKTOK_TOKEN": "acceptance-token-0123456789"}
-    return Process(["serve", "--config", str(config)], tmp_path / "gateway.log", env).start()
+    log = tmp_path / f"{config.stem}.log"
+    return Process(["serve", "--config", str(config)], log, env).start()
 
 
 def sandbox_events(sandbox: Process, **params: object) -> list[dict[str, object]]:

@@ -139,9 +139,9 @@ def test_outage_then_recovery_delivers_everything(tmp_path: Path, sandbox: Proce
                                   timeout=10).status_code == 202
                 total += 25
                 time.sleep(0.25)
-            expected = total
-            assert wait_for(lambda: len({e["event_id"] for e in sandbox_events(sandbox)})
-                            == expected, timeout=60), f"not delivered after {phase}"
+            assert wait_for(lambda expected=total: len(  # type: ignore[misc]
+                {e["event_id"] for e in sandbox_events(sandbox)}) == expected,
+                timeout=60), f"not delivered after {phase}"
             httpx.delete(faults)
         growth = gateway.rss_mb() - rss_start
         stats = httpx.get(f"{sandbox.url}/sandbox/stats").json()

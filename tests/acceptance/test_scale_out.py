@@ -10,10 +10,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.processes import Process, sandbox_events, start_sandbox, wait_for
+from tests.acceptance.processes import (
+    Process,
+    sandbox_events,
+    start_gateway,
+    start_sandbox,
+    wait_for,
+    write_config,
+)
 from tests.acceptance.test_gateway_processes import KEY, post_stream
 from tests.reliability import record
-from tiktok_gateway.testing import free_port
 
 TOKEN = "acceptance-token-0123456789"
 
@@ -26,44 +32,12 @@ def sandbox(tmp_path: Path) -> Iterator[Process]:
 
 
 def config(tmp_path: Path, name: str, database: str, sandbox_url: str) -> Path:
-    key = tmp_path / "server.key"
-    key.write_text("acceptance-server-key-0123\n")
-    path = tmp_path / f"{name}.toml"
-    path.write_text(f"""
-[storage]
-url = "{database}"
-
-[server]
-port = {free_port()}
-
-[tiktok]
-base_url = "{sandbox_url}"
-rate_limit_qps = 200
-
-[delivery]
-linger_ms = 20
-lease_seconds = 3
-retry_base_seconds = 0.1
-retry_max_seconds = 1.0
-
-[observe]
-flush_seconds = 0.5
-
-[[keys]]
-name = "backend"
-secret = "file:{key}"
-
-[[destinations]]
-name = "shop"
-pixel_id = "C0EXAMPLE0PIXEL00001"
-access_token = "env:ACCEPTANCE_TIKTOK_TOKEN"
-""")
-    return path
+    return write_config(tmp_path, sandbox_url, storage_url=database, name=name,
+                        lease_seconds=3)
 
 
 def start(tmp_path: Path, path: Path, name: str) -> Process:
-    return Process(["serve", "--config", str(path)], tmp_path / f"{name}.log",
-                   {"ACCEPTANCE_TIKTOK_TOKEN": TOKEN}).start()
+    return start_gateway(tmp_path, path)
 
 
 def delivered_total(database: str) -> int:
