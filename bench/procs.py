@@ -102,8 +102,8 @@ def sandbox_count(url: str) -> int:
 def versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    names = ("tiktok-gateway", "pydantic", "httpx", "starlette", "uvicorn", "phonenumbers",
-             "orjson")
+    names = ("tiktok-gateway", "pydantic", "httpx", "starlette", "uvicorn", "httptools",
+             "uvloop", "phonenumbers", "orjson")
     info = {name: version(name) for name in names}
     info["python"] = sys.version.split()[0]
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)

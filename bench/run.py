@@ -29,14 +29,17 @@ def machine() -> dict[str, Any]:
 
 def main() -> None:
     size = int(os.environ.get("BENCH_EVENTS", "20000"))
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-        "versions": procs.versions(), "targets": TARGETS,
-    }
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    previous = RESULTS / "latest.json"
+    results: dict[str, Any] = json.loads(previous.read_text()) if only else {}
+    results.update({"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": machine(), "versions": procs.versions(), "targets": TARGETS})
     for name, run in (("transform", lambda: transform.run(size)),
                       ("delivery", lambda: delivery.run(size)), ("ingest", ingest.run),
                       ("memory", lambda: memory.run(int(os.environ.get("BENCH_MEMORY_EVENTS",
                                                                         "1000000"))))):
+        if only and name not in only:
+            continue
         print(f"running {name}…", file=sys.stderr, flush=True)
         results[name] = run()
     RESULTS.mkdir(exist_ok=True)

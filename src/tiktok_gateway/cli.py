@@ -118,7 +118,7 @@ def tokens_from_config(settings: Settings) -> dict[str, set[str]]:
 
     tokens: dict[str, set[str]] = {}
     for dest in settings.destinations:
-        secret = resolve_secret(dest.access_token, what=f"{dest.name} access_token")
+        secret = resolve_secret(dest.access_token)
         if secret:
             tokens.setdefault(dest.pixel_id, set()).add(secret.get_secret_value())
     return tokens
@@ -138,10 +138,9 @@ def sandbox(
         "--config", help="Accept the access tokens of this gateway config's destinations.")] = None,
 ) -> None:
     """Run a local TikTok Events API with a Test Events page and fault injection."""
-    import asyncio
 
     from .sandbox import Faults, create_sandbox
-    from .serving import serve
+    from .serving import run, serve
 
     tokens = parse_tokens(token or [])
     if config:
@@ -159,7 +158,7 @@ def sandbox(
         typer.echo(f"  Test Events: {url}/")
         sys.stdout.flush()
 
-    asyncio.run(serve(app_, host, port, announce))
+    run(serve(app_, host, port, announce))
 
 
 def apply_server_flags(settings: Settings, host: str | None, port: int | None) -> Settings:
@@ -177,9 +176,9 @@ def serve(
         "--init", help="Write a default config (and secrets under ./data) if none exists.")] = False,
 ) -> None:
     """Run the gateway: ingest API, delivery workers, health and metrics."""
-    import asyncio
 
     from .logs import configure_logging
+    from .serving import run
     from .serving import serve as serve_app
     from .web.app import create_app
 
@@ -205,7 +204,7 @@ def serve(
         typer.echo(startup_banner(url, settings, demo=gateway.demo))
         sys.stdout.flush()
 
-    asyncio.run(serve_app(application, settings.server.host, settings.server.port, announce))
+    run(serve_app(application, settings.server.host, settings.server.port, announce))
 
 
 @app.command()

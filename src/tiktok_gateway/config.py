@@ -24,7 +24,7 @@ DEFAULT_CONFIG_PATH = "gateway.toml"
 CONFIG_ENV = "TIKTOK_GATEWAY_CONFIG"
 
 
-def resolve_secret(reference: str, *, what: str) -> SecretStr | None:
+def resolve_secret(reference: str) -> SecretStr | None:
     """`env:NAME` / `file:PATH` / literal to a secret; None when the env var or file is absent."""
     if reference.startswith("env:"):
         value = os.environ.get(reference[4:])

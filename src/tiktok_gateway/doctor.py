@@ -25,7 +25,7 @@ def _destinations(settings: Settings) -> list[Finding]:
     live = settings.tiktok.base_url.rstrip("/") == DEFAULT_BASE_URL
     for dest in settings.destinations:
         name = f"destination {dest.name!r}"
-        token = resolve_secret(dest.access_token, what=name)
+        token = resolve_secret(dest.access_token)
         if token is None:
             findings.append(("error", f"{name}: access token {dest.access_token.split(':')[0]}:... "
                                       "is not set (the gateway would run in demo mode)"))
@@ -46,7 +46,7 @@ def _keys(settings: Settings) -> list[Finding]:
         return [("error", "no [[keys]]: nobody can post events")]
     findings: list[Finding] = []
     for key in settings.keys:
-        if resolve_secret(key.secret, what=key.name) is None:
+        if resolve_secret(key.secret) is None:
             findings.append(("error", f"key {key.name!r}: its secret is not set"))
         if key.kind == "browser" and not key.allowed_origins:
             findings.append(("error", f"key {key.name!r}: a browser key needs allowed_origins"))

@@ -109,7 +109,6 @@ class Gateway:
         self.dispatcher = dispatcher
         self.telemetry = telemetry
         self.sandbox_app = sandbox_app
-        self.ingest_counts: Counter[str] = Counter()
         self._pending = 0
         self._pending_checked = 0.0
 
@@ -122,7 +121,7 @@ class Gateway:
                       transport: httpx.AsyncBaseTransport | None = None) -> Gateway:
         if not settings.destinations:
             raise ConfigError("no [[destinations]] configured: add one with a pixel_id")
-        tokens = {d.name: resolve_secret(d.access_token, what=d.name) for d in settings.destinations}
+        tokens = {d.name: resolve_secret(d.access_token) for d in settings.destinations}
         missing = [name for name, token in tokens.items() if token is None]
         sandbox_app = None
         base_url = settings.tiktok.base_url
@@ -200,8 +199,6 @@ class Gateway:
         else:
             self.telemetry.later(counts)
         self.telemetry.observe(counts)
-        self.ingest_counts.update(accepted=result.accepted, rejected=len(result.rejected),
-                                  duplicates=result.duplicates, **result.filtered)
         return result
 
     def _route_event(self, event: Event, context: RequestContext, now: float,

@@ -45,7 +45,7 @@ def gateway_url_and_key(settings: Settings | None, url: str | None,
         url = url or f"http://{host}:{settings.server.port}"
         if key is None:
             for candidate in settings.keys:
-                secret = resolve_secret(candidate.secret, what=candidate.name)
+                secret = resolve_secret(candidate.secret)
                 if candidate.kind == "server" and secret:
                     key = secret.get_secret_value()
                     break

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -35,3 +36,13 @@ async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], No
         await server.serve()
     finally:
         task.cancel()
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the server's coroutine on uvloop when it is installed (it is by default)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tiktok_gateway.exceptions import OutboxError
 from tiktok_gateway.outbox import (
     DEAD,
     PENDING,
@@ -234,3 +235,22 @@ async def test_counters_are_written_with_the_events(outbox: Outbox) -> None:
     rows = {(name, value) for _m, _d, _e, name, value in
             await outbox.telemetry.counters(time.time() - 120)}
     assert rows >= {("received", 3), ("duplicate", 1), ("delivered", 1), ("retried", 1)}
+
+
+async def test_one_failing_write_does_not_fail_the_others(tmp_path: Path) -> None:
+    """SQLite group commit: a write that fails leaves the writes sharing its transaction intact."""
+    store = open_outbox(f"sqlite:///{tmp_path}/isolation.db")
+    minute = int(time.time() // 60)
+    broken = NewEvent("shop", "X", "bad", int(time.time()), None)  # type: ignore[arg-type]
+    try:
+        results = await asyncio.gather(
+            store.put([event("a")]),
+            store.put([broken], {(minute, "shop", "X", "received"): 1}),
+            store.put([event("b")]), return_exceptions=True)
+        assert results[0] == [True] and results[2] == [True]
+        assert isinstance(results[1], OutboxError)
+        assert {r.event_id for r in await store.claim(10, lease=30)} == {"a", "b"}
+        names = {row[3] for row in await store.telemetry.counters(time.time() - 120)}
+        assert "received" not in names  # the failed write's counters went with it
+    finally:
+        await store.close()

@@ -70,10 +70,10 @@ def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """env: and file: references resolve; missing ones are None; values never show in repr."""
     monkeypatch.setenv("SECRET_FOR_TEST", "s3cr3t-value")
     (tmp_path / "token").write_text("from-file-token\n")
-    env = resolve_secret("env:SECRET_FOR_TEST", what="x")
+    env = resolve_secret("env:SECRET_FOR_TEST")
     assert env is not None and env.get_secret_value() == "s3cr3t-value"
     assert "s3cr3t" not in repr(env)
-    from_file = resolve_secret(f"file:{tmp_path}/token", what="x")
+    from_file = resolve_secret(f"file:{tmp_path}/token")
     assert from_file is not None and from_file.get_secret_value() == "from-file-token"
-    assert resolve_secret("env:NOT_SET_ANYWHERE_123", what="x") is None
-    assert resolve_secret(f"file:{tmp_path}/missing", what="x") is None
+    assert resolve_secret("env:NOT_SET_ANYWHERE_123") is None
+    assert resolve_secret(f"file:{tmp_path}/missing") is None

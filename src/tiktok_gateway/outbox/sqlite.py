@@ -121,6 +121,7 @@ class _DatabaseThread:
             return None, exc
 
     def _in_transaction(self, batch: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        """All operations in one transaction, each in a savepoint so a failure fails only it."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -245,28 +246,28 @@ class SQLiteOutbox:
     def _put(self, conn: sqlite3.Connection, events: Sequence[NewEvent],
              counters: dict[CounterKey, int]) -> list[bool]:
         now = time.time()
-        stored = []
-        rows = []
-        for event in events:
-            fresh = self._remember(conn, event, now)
-            stored.append(fresh)
-            if fresh:
-                rows.append({**event.__dict__, "sampled": int(event.sampled), "now": now})
-        conn.executemany(Q["insert"], rows)
+        first: dict[tuple[str, str, str, str], int] = {}
+        for index, event in enumerate(events):
+            first.setdefault(event.dedup_key, index)
+        fresh = self._remember(conn, list(first), now)
+        stored = [first[e.dedup_key] == i and e.dedup_key in fresh for i, e in enumerate(events)]
+        conn.executemany(Q["insert"], [{**e.__dict__, "sampled": int(e.sampled), "now": now}
+                                       for e, keep in zip(events, stored, strict=True) if keep])
         duplicates = [(e.destination, e.event_name) for e, ok in zip(events, stored, strict=True)
                       if not ok]
         self._count(counters)
         self._count(tally(duplicates, "duplicate", now))
         return stored
 
-    def _remember(self, conn: sqlite3.Connection, event: NewEvent, now: float) -> bool:
+    def _remember(self, conn: sqlite3.Connection, keys: list[tuple[str, str, str, str]],
+                  now: float) -> set[tuple[str, str, str, str]]:
+        """Record the keys; return those not seen within the window (one statement)."""
         if not self.dedup_window:
-            return True
-        cursor = conn.execute(Q["remember"], {
-            "destination": event.destination, "event_name": event.event_name,
-            "event_id": event.event_id, "test_event_code": event.test_event_code,
-            "now": now, "window_start": now - self.dedup_window})
-        return cursor.rowcount == 1
+            return set(keys)
+        rows = conn.execute(Q["remember_many"], {
+            "keys": json.dumps(keys), "now": now,
+            "window_start": now - self.dedup_window}).fetchall()
+        return {tuple(row) for row in rows}
 
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
         if time.time() - self._last_prune > PRUNE_EVERY:

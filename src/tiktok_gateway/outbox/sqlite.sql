@@ -59,13 +59,14 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
 
--- name: remember
--- Stores the key, or refreshes it when the last sighting is outside the window.
--- changes() is 1 for a new event and 0 for a duplicate.
+-- name: remember_many
+-- Stores each key of a request, or refreshes it when its last sighting is outside the window;
+-- returns the keys that are new (a duplicate's upsert does nothing and returns no row).
 INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
-VALUES (:destination, :event_name, :event_id, :test_event_code, :now)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, :now FROM json_each(:keys) WHERE true
 ON CONFLICT (destination, event_name, event_id, test_event_code)
-DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at <= :window_start;
+DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at <= :window_start
+RETURNING destination, event_name, event_id, test_event_code;
 
 -- name: insert
 INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code, order_id,

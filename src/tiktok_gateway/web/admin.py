@@ -23,7 +23,7 @@ REALM = 'Basic realm="tiktok-gateway dashboard", charset="UTF-8"'
 class AdminAuth:
     def __init__(self, settings: AdminSettings) -> None:
         self.username = settings.username
-        secret = resolve_secret(settings.password, what="admin password") if settings.password else None
+        secret = resolve_secret(settings.password) if settings.password else None
         self._password = secret.get_secret_value() if secret else None
 
     @property

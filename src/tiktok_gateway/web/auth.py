@@ -35,7 +35,7 @@ class KeyRing:
     def __init__(self, keys: Iterable[KeySettings]) -> None:
         self.keys = []
         for key in keys:
-            secret = resolve_secret(key.secret, what=f"key {key.name}")
+            secret = resolve_secret(key.secret)
             if secret is None:
                 raise ConfigError(f"ingest key {key.name!r}: its secret ({key.secret.split(':')[0]}:"
                                   "...) is not set")

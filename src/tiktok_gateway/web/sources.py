@@ -108,5 +108,5 @@ class Sources:
 def _secret(reference: str) -> str | None:
     if not reference:
         return None
-    secret = resolve_secret(reference, what="webhook secret")
+    secret = resolve_secret(reference)
     return secret.get_secret_value() if secret else None
