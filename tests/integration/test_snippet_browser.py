@@ -78,3 +78,43 @@ def test_purchase_from_the_browser(make_gateway: Callable[..., str], sandbox_url
     assert user["user_agent"] == "ShopperBrowser/1.0"
     assert user["ip"] == "127.0.0.1"
     assert event["hashed_fields"] == ["email"]
+
+
+CONSENT_PAGE = """<!doctype html><html><head>
+<script src="{gateway}/tt.js" data-key="{key}" data-consent="denied"></script></head><body>
+<script>
+  window.first = ttgw.track("add_to_cart", {value: 1, currency: "USD"}, {event_id: "before-consent"});
+  ttgw.consent(true);
+  window.second = ttgw.track("add_to_cart", {value: 1, currency: "USD"}, {event_id: "after-consent"});
+</script></body></html>"""
+
+
+def test_consent_flag(make_gateway: Callable[..., str], sandbox_url: str,
+                      chromium_path: str) -> None:
+    """With data-consent="denied", nothing is sent until ttgw.consent(true)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+    def page_html(request: Any) -> HTMLResponse:
+        return HTMLResponse(CONSENT_PAGE.replace("{gateway}", request.app.state.gateway)
+                            .replace("{key}", BROWSER_KEY))
+
+    shop_app = Starlette(routes=[Route("/", page_html)])
+    with serve_in_thread(shop_app) as shop_url:
+        shop_app.state.gateway = make_gateway(keys=[
+            {"name": "web", "secret": BROWSER_KEY, "kind": "browser",
+             "allowed_origins": [shop_url]}])
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(shop_url)
+            page.wait_for_function("window.second === 'after-consent'")
+            page.wait_for_timeout(500)
+            browser.close()
+    deadline = time.time() + 10
+    events: list[dict[str, Any]] = []
+    while not events and time.time() < deadline:
+        events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
+        time.sleep(0.1)
+    time.sleep(0.5)
+    events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
+    assert [e["event_id"] for e in events] == ["after-consent"]
