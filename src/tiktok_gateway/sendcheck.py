@@ -73,14 +73,17 @@ def run_send(options: SendOptions, settings: Settings | None, *, url: str | None
             echo(f"  {problem['field']}: {problem['message']}")
     if response.status_code != 202 or not body.get("queued"):
         return False
-    event_id = event.get("event_id") or _event_id_from(base, headers, options)
+    event_id = event.get("event_id") or _order_event_id(settings, options)
     return _wait_for_answer(base, headers, event_id, options.wait, echo)
 
 
-def _event_id_from(base: str, headers: dict[str, str], options: SendOptions) -> str:
+def _order_event_id(settings: Settings | None, options: SendOptions) -> str:
+    """The id the gateway derives from the order: named as the (first) destination names it."""
     from .mapping import NameMapping, deterministic_event_id
 
-    name, _ = NameMapping().tiktok_name(options.event)
+    names = (settings.destinations[0].transform_options(settings.delivery).names
+             if settings and settings.destinations else NameMapping())
+    name, _ = names.tiktok_name(options.event)
     return deterministic_event_id(options.order_id or "", name)
 
 

@@ -15,6 +15,9 @@ import httpx
 
 from tiktok_gateway.testing import free_port
 
+PIXEL = "C0EXAMPLE0PIXEL00001"
+TOKEN = "acceptance-token-0123456789"
+
 
 class Process:
     """A CLI process whose output is collected; `url` is the address it announced."""
@@ -126,7 +129,7 @@ phone_region = "US"
 
 
 def start_gateway(tmp_path: Path, config: Path) -> Process:
-    env = {"ACCEPTANCE_TIKTOK_TOKEN": "acceptance-token-0123456789"}
+    env = {"ACCEPTANCE_TIKTOK_TOKEN": TOKEN}
     log = tmp_path / f"{config.stem}.log"
     return Process(["serve", "--config", str(config)], log, env).start()
 

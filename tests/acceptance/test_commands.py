@@ -6,30 +6,21 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.acceptance.processes import (
+    TOKEN,
     Process,
     sandbox_events,
     start_gateway,
-    start_sandbox,
     wait_for,
     write_config,
 )
 
-TOKEN = "acceptance-token-0123456789"
 ENV = {"ACCEPTANCE_TIKTOK_TOKEN": TOKEN}
 
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Process]:
-    process = start_sandbox(tmp_path, "--token", f"C0EXAMPLE0PIXEL00001={TOKEN}")
-    yield process
-    process.stop()
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -39,9 +30,9 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
-def test_send_prints_tiktoks_answer(tmp_path: Path, sandbox: Process) -> None:
+def test_send_prints_tiktoks_answer(tmp_path: Path, tiktok_process: Process) -> None:
     """`send` posts through the running gateway and prints TikTok's code and request_id."""
-    config = write_config(tmp_path, sandbox.url)
+    config = write_config(tmp_path, tiktok_process.url)
     gateway = start_gateway(tmp_path, config)
     try:
         result = cli("send", "--config", str(config), "--url", gateway.url, "--event", "purchase",
@@ -53,13 +44,13 @@ def test_send_prints_tiktoks_answer(tmp_path: Path, sandbox: Process) -> None:
     assert "gateway answered HTTP 202" in result.stdout
     assert "CompletePayment" in result.stdout and "(test TEST9)" in result.stdout
     assert "TikTok code 0: OK request_id 20" in result.stdout
-    [event] = sandbox_events(sandbox)
+    [event] = sandbox_events(tiktok_process)
     assert event["test_event_code"] == "TEST9" and event["hashed_fields"] == ["email"]
 
 
-def test_replay_after_fixing_the_token(tmp_path: Path, sandbox: Process) -> None:
+def test_replay_after_fixing_the_token(tmp_path: Path, tiktok_process: Process) -> None:
     """Events dead-lettered for a bad token are delivered after the fix and `replay`."""
-    config = write_config(tmp_path, sandbox.url)
+    config = write_config(tmp_path, tiktok_process.url)
     headers = {"Authorization": "Bearer acceptance-server-key-0123"}
     bad = Process(["serve", "--config", str(config)], tmp_path / "bad.log",
                   {"ACCEPTANCE_TIKTOK_TOKEN": "revoked-token-000000"}).start()
@@ -77,23 +68,23 @@ def test_replay_after_fixing_the_token(tmp_path: Path, sandbox: Process) -> None
         result = cli("replay", "--config", str(config), "--since", "1h")
         assert result.returncode == 0, result.stderr
         assert "Queued 3 dead-lettered event(s)" in result.stdout
-        assert wait_for(lambda: len(sandbox_events(sandbox)) == 3)
+        assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 3)
     finally:
         bad.stop()
         if gateway:
             gateway.stop()
 
 
-def test_doctor(tmp_path: Path, sandbox: Process) -> None:
+def test_doctor(tmp_path: Path, tiktok_process: Process) -> None:
     """`doctor` passes a good config and names each problem of a bad one."""
-    good = write_config(tmp_path, sandbox.url)
+    good = write_config(tmp_path, tiktok_process.url)
     ok = cli("doctor", "--config", str(good), env=ENV)
     assert ok.returncode == 0, ok.stdout
     assert "access token present (not shown)" in ok.stdout and TOKEN not in ok.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(good.read_text().replace('pixel_id = "C0EXAMPLE0PIXEL00001"',
                                             'pixel_id = "not-a-pixel"\ntest_event_code = "T1"')
-                   .replace(sandbox.url, "http://127.0.0.1:9"))
+                   .replace(tiktok_process.url, "http://127.0.0.1:9"))
     result = cli("doctor", "--config", str(bad))
     assert result.returncode == 1
     out = " ".join(result.stdout.split())
@@ -102,9 +93,9 @@ def test_doctor(tmp_path: Path, sandbox: Process) -> None:
     assert "is unreachable" in out
 
 
-def test_json_logs(tmp_path: Path, sandbox: Process) -> None:
+def test_json_logs(tmp_path: Path, tiktok_process: Process) -> None:
     """With json_logs, every log line is a JSON object, with no personal data or token."""
-    config = write_config(tmp_path, sandbox.url)
+    config = write_config(tmp_path, tiktok_process.url)
     config.write_text(config.read_text().replace('host = "127.0.0.1"',
                                                  'host = "127.0.0.1"\njson_logs = true'))
     gateway = start_gateway(tmp_path, config)
@@ -113,7 +104,7 @@ def test_json_logs(tmp_path: Path, sandbox: Process) -> None:
             "Authorization": "Bearer acceptance-server-key-0123"}, json={
             "event": "purchase", "user": {"email": "json.logs@example.com"},
             "properties": {"order_id": "J1", "value": 5, "currency": "USD"}})
-        assert wait_for(lambda: len(sandbox_events(sandbox)) == 1)
+        assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 1)
         time.sleep(0.2)
     finally:
         gateway.stop()

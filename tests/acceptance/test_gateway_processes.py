@@ -6,18 +6,15 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.acceptance.processes import (
     Process,
     sandbox_events,
     start_gateway,
-    start_sandbox,
     wait_for,
     write_config,
 )
@@ -30,12 +27,6 @@ SOAK = bool(os.environ.get("TIKTOK_GATEWAY_SOAK"))
 RAW_EMAILS = [f"crash.customer{i}@example.com" for i in range(400)]
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Process]:
-    process = start_sandbox(tmp_path, "--token", "C0EXAMPLE0PIXEL00001=acceptance-token-0123456789")
-    yield process
-    process.stop()
-
 
 def purchase(i: int, **extra: Any) -> dict[str, Any]:
     return {"event": "purchase", "user": {"email": RAW_EMAILS[i % len(RAW_EMAILS)],
@@ -44,9 +35,9 @@ def purchase(i: int, **extra: Any) -> dict[str, Any]:
             **extra}
 
 
-def test_events_flow_from_gateway_to_sandbox(tmp_path: Path, sandbox: Process) -> None:
+def test_events_flow_from_gateway_to_sandbox(tmp_path: Path, tiktok_process: Process) -> None:
     """Posted events arrive mapped and hashed; filters, test codes, dedup and errors behave."""
-    config = write_config(tmp_path, sandbox.url, extra='[destinations.filters]\n'
+    config = write_config(tmp_path, tiktok_process.url, extra='[destinations.filters]\n'
                                                       'block_events = ["view_item"]\n')
     gateway = start_gateway(tmp_path, config)
     try:
@@ -59,8 +50,8 @@ def test_events_flow_from_gateway_to_sandbox(tmp_path: Path, sandbox: Process) -
         assert body["filtered"] == {"consent": 1, "event_name": 1}
         assert body["rejected"][0]["index"] == 4
         httpx.post(f"{url}/v1/events", json=purchase(3), headers={**KEY, "X-Test-Event-Code": "T1"})
-        assert wait_for(lambda: len(sandbox_events(sandbox)) == 2)
-        events = {e["event_id"]: e for e in sandbox_events(sandbox)}
+        assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 2)
+        events = {e["event_id"]: e for e in sandbox_events(tiktok_process)}
         live, test = events["order-1_CompletePayment"], events["order-3_CompletePayment"]
         assert live["test_event_code"] is None and test["test_event_code"] == "T1"
         assert live["hashed_fields"] == ["email", "phone"] and live["currency"] == "USD"
@@ -83,11 +74,11 @@ def post_stream(url: str, start: int, stop: int, acked: list[int], halt: threadi
                 acked.append(i)
 
 
-def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, sandbox: Process) -> None:
+def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, tiktok_process: Process) -> None:
     """kill -9 during a stream of posts, restart: every 202-acknowledged event arrives."""
     rounds = 5 if SOAK else 2
     port = free_port()
-    config = write_config(tmp_path, sandbox.url, port=port)
+    config = write_config(tmp_path, tiktok_process.url, port=port)
     acked: list[int] = []
     next_id = 0
     for _ in range(rounds):
@@ -107,13 +98,13 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, sandbox: Process) ->
         assert len(expected) > 50
 
         def all_arrived() -> bool:
-            got = {str(e["event_id"]) for e in sandbox_events(sandbox)}
+            got = {str(e["event_id"]) for e in sandbox_events(tiktok_process)}
             return expected <= got
 
         arrived = wait_for(all_arrived, timeout=60)
-        got = {str(e["event_id"]) for e in sandbox_events(sandbox)}
+        got = {str(e["event_id"]) for e in sandbox_events(tiktok_process)}
         assert arrived, f"{len(expected - got)} of {len(expected)} acknowledged events lost"
-        stats = httpx.get(f"{sandbox.url}/sandbox/stats").json()
+        stats = httpx.get(f"{tiktok_process.url}/sandbox/stats").json()
         record("crash_kill_9", kills=rounds, acknowledged=len(expected),
                delivered=len(got), duplicated=stats["duplicates"],
                lost=len(expected - got))
@@ -121,11 +112,11 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, sandbox: Process) ->
         gateway.stop()
 
 
-def test_outage_then_recovery_delivers_everything(tmp_path: Path, sandbox: Process) -> None:
+def test_outage_then_recovery_delivers_everything(tmp_path: Path, tiktok_process: Process) -> None:
     """Through an outage, a 5xx storm and a 40100 storm, every event arrives; memory stays flat."""
-    config = write_config(tmp_path, sandbox.url)
+    config = write_config(tmp_path, tiktok_process.url)
     gateway = start_gateway(tmp_path, config)
-    faults = f"{sandbox.url}/sandbox/faults"
+    faults = f"{tiktok_process.url}/sandbox/faults"
     rounds = 30 if SOAK else 8
     try:
         rss_start = gateway.rss_mb()
@@ -140,11 +131,11 @@ def test_outage_then_recovery_delivers_everything(tmp_path: Path, sandbox: Proce
                 total += 25
                 time.sleep(0.25)
             assert wait_for(lambda expected=total: len(  # type: ignore[misc]
-                {e["event_id"] for e in sandbox_events(sandbox)}) == expected,
+                {e["event_id"] for e in sandbox_events(tiktok_process)}) == expected,
                 timeout=60), f"not delivered after {phase}"
             httpx.delete(faults)
         growth = gateway.rss_mb() - rss_start
-        stats = httpx.get(f"{sandbox.url}/sandbox/stats").json()
+        stats = httpx.get(f"{tiktok_process.url}/sandbox/stats").json()
         record("outage_and_fault_storms", acknowledged=total, delivered=total,
                duplicated=stats["duplicates"], lost=0, answers_by_code=stats["by_code"],
                rss_growth_mb=round(growth, 1))
@@ -154,9 +145,9 @@ def test_outage_then_recovery_delivers_everything(tmp_path: Path, sandbox: Proce
         gateway.stop()
 
 
-def test_no_raw_personal_data_anywhere(tmp_path: Path, sandbox: Process) -> None:
+def test_no_raw_personal_data_anywhere(tmp_path: Path, tiktok_process: Process) -> None:
     """After real traffic: no raw email, phone or token in the database, logs, pages or metrics."""
-    config = write_config(tmp_path, sandbox.url)
+    config = write_config(tmp_path, tiktok_process.url)
     gateway = start_gateway(tmp_path, config)
     admin = ("admin", "acceptance-admin-password")
     try:
@@ -166,7 +157,7 @@ def test_no_raw_personal_data_anywhere(tmp_path: Path, sandbox: Process) -> None
         httpx.post(f"{gateway.url}/v1/events", json={"events": events}, headers=KEY)
         httpx.post(f"{gateway.url}/v1/events", json=purchase(41), headers={
             **KEY, "X-Test-Event-Code": "TEST1"})
-        assert wait_for(lambda: len(sandbox_events(sandbox)) == 42)
+        assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 42)
         time.sleep(1)  # a telemetry flush
         pages = [httpx.get(f"{gateway.url}{path}", auth=admin).text for path in (
             "/dashboard", "/dashboard/quality", "/dashboard/inspector", "/dashboard/dead-letters")]
@@ -192,9 +183,9 @@ def test_no_raw_personal_data_anywhere(tmp_path: Path, sandbox: Process) -> None
            pages_scanned=len(pages), found=0)
 
 
-def test_sigterm_drains_and_exits(tmp_path: Path, sandbox: Process) -> None:
+def test_sigterm_drains_and_exits(tmp_path: Path, tiktok_process: Process) -> None:
     """SIGTERM lets in-flight work finish and the process exit cleanly."""
-    config = write_config(tmp_path, sandbox.url)
+    config = write_config(tmp_path, tiktok_process.url)
     gateway = start_gateway(tmp_path, config)
     httpx.post(f"{gateway.url}/v1/events", json={"events": [purchase(i) for i in range(20)]},
                headers=KEY)
@@ -203,6 +194,6 @@ def test_sigterm_drains_and_exits(tmp_path: Path, sandbox: Process) -> None:
     assert "stopped: in-flight deliveries drained" in (tmp_path / "gateway.log").read_text()
     gateway = start_gateway(tmp_path, config)
     try:
-        assert wait_for(lambda: len(sandbox_events(sandbox)) == 20)
+        assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 20)
     finally:
         gateway.stop()

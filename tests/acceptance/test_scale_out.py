@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.acceptance.processes import (
     Process,
     sandbox_events,
     start_gateway,
-    start_sandbox,
     wait_for,
     write_config,
 )
 from tests.acceptance.test_gateway_processes import KEY, post_stream
 from tests.reliability import record
-
-TOKEN = "acceptance-token-0123456789"
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Process]:
-    process = start_sandbox(tmp_path, "--token", f"C0EXAMPLE0PIXEL00001={TOKEN}")
-    yield process
-    process.stop()
 
 
 def config(tmp_path: Path, name: str, database: str, sandbox_url: str) -> Path:
@@ -49,9 +37,9 @@ def delivered_total(database: str) -> int:
     return int(row[0]) if row else 0
 
 
-def test_two_processes_one_killed(tmp_path: Path, sandbox: Process, postgres_url: str) -> None:
+def test_two_processes_one_killed(tmp_path: Path, tiktok_process: Process, postgres_url: str) -> None:
     """Load on two processes, kill -9 one, restart it: nothing acknowledged is lost."""
-    configs = [config(tmp_path, n, postgres_url, sandbox.url) for n in ("a", "b")]
+    configs = [config(tmp_path, n, postgres_url, tiktok_process.url) for n in ("a", "b")]
     a, b = start(tmp_path, configs[0], "a"), start(tmp_path, configs[1], "b")
     acked: list[int] = []
     halt = threading.Event()
@@ -74,11 +62,11 @@ def test_two_processes_one_killed(tmp_path: Path, sandbox: Process, postgres_url
         assert len(expected) > 100
 
         def all_arrived() -> bool:
-            return expected <= {str(e["event_id"]) for e in sandbox_events(sandbox)}
+            return expected <= {str(e["event_id"]) for e in sandbox_events(tiktok_process)}
 
         assert wait_for(all_arrived, timeout=60), "acknowledged events were lost"
-        stats = httpx.get(f"{sandbox.url}/sandbox/stats").json()
-        unique = len({str(e["event_id"]) for e in sandbox_events(sandbox)})
+        stats = httpx.get(f"{tiktok_process.url}/sandbox/stats").json()
+        unique = len({str(e["event_id"]) for e in sandbox_events(tiktok_process)})
         # At-least-once: only the batch in flight when a was killed may arrive twice.
         assert stats["duplicates"] <= 1000, stats
         # Counters are written with the state changes, so the killed process's count survived.

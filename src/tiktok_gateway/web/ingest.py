@@ -26,6 +26,20 @@ def error(status: int, message: str, headers: dict[str, str] | None = None,
     return JSONResponse({"error": message, **extra}, status, headers=headers)
 
 
+async def accept_and_answer(gateway: Gateway, raws: list[Any],
+                            context: RequestContext) -> Response:
+    """Store events and answer as every ingest route does: 202, 422, or 503 to retry later."""
+    try:
+        if await gateway.overloaded():
+            return error(503, "the outbox is full; retry later", {"Retry-After": "5"})
+        result = await gateway.accept(raws, context)
+    except OutboxError:
+        return error(503, "storage unavailable; nothing was stored, retry later",
+                     {"Retry-After": "5"})
+    status = 202 if result.accepted or not result.rejected else 422
+    return JSONResponse(result.as_dict(), status)
+
+
 class Ingest:
     """The ingest endpoint for one gateway."""
 
@@ -87,18 +101,9 @@ class Ingest:
         return await self.store(raws, request, ip)
 
     async def store(self, raws: list[Any], request: Request, ip: str | None) -> Response:
-        gateway = self.gateway
-        try:
-            if await gateway.overloaded():
-                return error(503, "the outbox is full; retry later", {"Retry-After": "5"})
-            context = RequestContext(ip, request.headers.get("user-agent"),
-                                     request.headers.get("x-test-event-code") or None)
-            result = await gateway.accept(raws, context)
-        except OutboxError:
-            return error(503, "storage unavailable; nothing was stored, retry later",
-                         {"Retry-After": "5"})
-        status = 202 if result.accepted or not result.rejected else 422
-        return JSONResponse(result.as_dict(), status)
+        context = RequestContext(ip, request.headers.get("user-agent"),
+                                 request.headers.get("x-test-event-code") or None)
+        return await accept_and_answer(self.gateway, raws, context)
 
     async def read_body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")

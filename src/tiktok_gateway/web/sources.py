@@ -11,12 +11,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import WebhookSettings, resolve_secret
-from ..exceptions import InvalidEvent, OutboxError
+from ..exceptions import InvalidEvent
 from ..gateway import Gateway, RequestContext
 from ..observe import CounterBatch
 from ..sources.ga4 import ga4_events
 from ..sources.webhooks import shopify_order, verify_signature, woocommerce_order
 from .auth import KeyRing
+from .ingest import accept_and_answer
 
 SNIPPET = (Path(__file__).parent / "static" / "tt.js").read_bytes()
 
@@ -54,7 +55,7 @@ class Sources:
         except InvalidEvent as exc:
             return JSONResponse({"error": str(exc)}, 400)
         # Server to server: the request's IP and user agent are the sender's, not the shopper's.
-        return await self._accept(raws, RequestContext())
+        return await accept_and_answer(self.gateway, raws, RequestContext())
 
     async def shopify(self, request: Request) -> Response:
         topic = request.headers.get("x-shopify-topic", "")
@@ -91,18 +92,7 @@ class Sources:
         except (orjson.JSONDecodeError, InvalidEvent) as exc:
             # A 2xx stops the platform retrying an order that will never be valid.
             return JSONResponse({"ignored": True, "error": str(exc)})
-        return await self._accept([raw], RequestContext())
-
-    async def _accept(self, raws: list[Any], context: RequestContext) -> Response:
-        try:
-            if await self.gateway.overloaded():
-                return JSONResponse({"error": "outbox full; retry later"}, 503,
-                                    headers={"Retry-After": "5"})
-            result = await self.gateway.accept(raws, context)
-        except OutboxError:
-            return JSONResponse({"error": "storage unavailable; retry later"}, 503,
-                                headers={"Retry-After": "5"})
-        return JSONResponse(result.as_dict(), 202 if result.accepted or not result.rejected else 422)
+        return await accept_and_answer(self.gateway, [raw], RequestContext())
 
 
 def _secret(reference: str) -> str | None:
