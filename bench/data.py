@@ -23,9 +23,9 @@ def customer(i: int) -> dict[str, str]:
     }
 
 
-def event(i: int, *, customers: int) -> dict[str, Any]:
-    """Event number i; with customers < events, customers recur through a funnel."""
-    who = i // len(FUNNEL) % customers
+def event(i: int, *, unique_customers: bool = False) -> dict[str, Any]:
+    """Event number i: from customer i // 4 in a funnel, or from customer i."""
+    who = i if unique_customers else i // len(FUNNEL)
     price = 10 + i % 90
     return {
         "event": FUNNEL[i % len(FUNNEL)],
@@ -44,5 +44,4 @@ def event(i: int, *, customers: int) -> dict[str, Any]:
 
 
 def events(count: int, *, unique_customers: bool = False) -> list[dict[str, Any]]:
-    customers = count if unique_customers else max(1, count // len(FUNNEL))
-    return [event(i, customers=customers) for i in range(count)]
+    return [event(i, unique_customers=unique_customers) for i in range(count)]

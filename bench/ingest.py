@@ -6,6 +6,7 @@ without doing anything: the ceiling of the stack on this machine.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -18,11 +19,12 @@ from tiktok_gateway.testing import free_port
 
 LUA = Path(__file__).with_name("post_events.lua")
 DURATION = "10s"
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 
 
 def wrk(url: str, batch: int) -> dict[str, float]:
     result = subprocess.run(
-        ["wrk", "-t2", "-c32", "-d", DURATION, "--latency", "-s", str(LUA), url + "/v1/events",
+        ["wrk", "-t2", f"-c{CONNECTIONS}", "-d", DURATION, "--latency", "-s", str(LUA), url + "/v1/events",
          "--", procs.KEY, str(batch)], capture_output=True, text=True, timeout=120, check=True)
     out = result.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -41,7 +43,7 @@ def _latency(out: str, quantile: str) -> float:
 
 
 def run() -> dict[str, Any]:
-    results: dict[str, Any] = {"duration": DURATION, "connections": 32}
+    results: dict[str, Any] = {"duration": DURATION, "connections": CONNECTIONS}
     port = free_port()
     bare = procs.Proc([sys.executable, "-m", "bench.bare_app", str(port)],
                       Path(tempfile.mkdtemp()) / "bare.log")

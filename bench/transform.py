@@ -59,9 +59,9 @@ def run(count: int = 20_000) -> dict[str, Any]:
     for shape, unique in (("funnel", False), ("unique_customers", True)):
         events = data.events(count, unique_customers=unique)
         ours(events[:500])  # warm up imports
-        from tiktok_gateway.identity import normalise_phone
+        from tiktok_gateway.identity import clear_caches
 
-        normalise_phone.cache_clear()
+        clear_caches()
         row = {"ours": ours(events), "floor": floor(events), "pytt_events_api": pytt(count, unique)}
         row["ours_vs_pytt"] = round(row["ours"] / row["pytt_events_api"], 1)
         row["floor_vs_ours"] = round(row["floor"] / row["ours"], 2)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
+from phonenumbers import PhoneMetadata
 
 from .tiktok.schema import SHA256_HEX_ANY_CASE
 
@@ -27,6 +28,9 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # but lets "+1 213-373-4253" and "+12133734253" share one cache entry. Parentheses stay:
 # in "+44 (0)20" they mark a trunk prefix.
 _SEPARATORS = re.compile(r"[\s\-.]")
+# "+" and ASCII digits only, as a shop's checkout usually stores numbers: the fast path's input.
+_INTERNATIONAL = re.compile(r"\+[1-9][0-9]{3,16}")
+_NSN_LENGTH = (2, 17)  # the national number lengths phonenumbers.parse accepts
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,13 @@ def is_sha256(value: str) -> bool:
     return bool(SHA256_HEX_ANY_CASE.match(value))
 
 
+# The hash functions are cached on the raw value: a shop's customers come back (a funnel sends
+# the same email with every event), and a lookup costs a tenth of normalising and hashing.
+# Like the event being processed, the caches live in memory only and are bounded.
+CACHE_SIZE = 65536
+
+
+@lru_cache(maxsize=CACHE_SIZE)
 def hash_email(raw: str) -> Hashed:
     """Trim, lowercase and hash an email; keep an existing hash."""
     value = raw.strip()
@@ -56,6 +67,7 @@ def hash_email(raw: str) -> Hashed:
     return Hashed(sha256_hex(value))
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def hash_phone(raw: str, region: str | None = None) -> Hashed:
     """Normalise a phone number to E.164 with `+` and hash it; keep an existing hash."""
     value = raw.strip()
@@ -68,7 +80,7 @@ def hash_phone(raw: str, region: str | None = None) -> Hashed:
     return Hashed(sha256_hex(e164))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def normalise_phone(raw: str, region: str | None = None) -> str | None:
     """E.164 (`+12133734253`) for a phone number, or None when it is not a valid number.
 
@@ -79,6 +91,10 @@ def normalise_phone(raw: str, region: str | None = None) -> str | None:
     candidate = raw
     if raw.startswith("00"):
         candidate = "+" + raw[2:]
+    if _INTERNATIONAL.fullmatch(candidate):
+        fast = _international_number(candidate[1:])
+        if fast is not None:
+            return candidate if phonenumbers.is_valid_number(fast) else None
     try:
         parsed = phonenumbers.parse(candidate, region.upper() if region else None)
     except phonenumbers.NumberParseException:
@@ -88,7 +104,38 @@ def normalise_phone(raw: str, region: str | None = None) -> str | None:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
-def hash_external_id(raw: str, *, lowercase: bool = False) -> Hashed:
+def _international_number(digits: str) -> phonenumbers.PhoneNumber | None:
+    """The number `phonenumbers.parse("+" + digits)` returns, built without its general parser.
+
+    Only for the case where every step of `parse` provably leaves the digits as they are:
+    the country code is the first known 1-3 digit prefix (as parse takes it), the rest does
+    not start with 0 (no Italian leading zero to record), its length is one parse accepts,
+    and the country's national-prefix pattern does not match at its start (so parse strips
+    nothing). Anything else returns None and takes the general path. E.164 of the result is
+    then "+" + digits; `tests/unit/test_identity.py` checks both paths agree on every
+    region's example numbers and on random digit strings.
+    """
+    for length in (1, 2, 3):
+        code = int(digits[:length])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    rest = digits[length:]
+    if not _NSN_LENGTH[0] <= len(rest) <= _NSN_LENGTH[1] or rest[0] == "0":
+        return None
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code))
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    if prefix and re.match(prefix, rest):
+        return None
+    return phonenumbers.PhoneNumber(country_code=code, national_number=int(rest))
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def hash_external_id(raw: str, lowercase: bool = False) -> Hashed:
     """Trim (and optionally lowercase) an external id, then hash; keep an existing hash."""
     value = raw.strip()
     if not value:
@@ -96,3 +143,9 @@ def hash_external_id(raw: str, *, lowercase: bool = False) -> Hashed:
     if is_sha256(value):
         return Hashed(value.lower())
     return Hashed(sha256_hex(value.lower() if lowercase else value))
+
+
+def clear_caches() -> None:
+    """Forget every cached value (benchmarks measure first sight of each customer this way)."""
+    for cached in (hash_email, hash_phone, normalise_phone, hash_external_id):
+        cached.cache_clear()

@@ -78,13 +78,24 @@ class NameMapping:
     lead_event: str = "Lead"
     overrides: dict[str, str] = field(default_factory=dict)
     _overrides: dict[str, str] = field(init=False, repr=False, compare=False)
+    # Answers already given: a shop sends a few dozen names, and this runs for every event.
+    _known: dict[str, tuple[str, bool]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         normalised = {normalise_name(k): v for k, v in self.overrides.items()}
         object.__setattr__(self, "_overrides", normalised)
+        object.__setattr__(self, "_known", {})
 
     def tiktok_name(self, client_name: str) -> tuple[str, bool]:
         """TikTok's name for a client event name, and whether it is a known (non-custom) name."""
+        answer = self._known.get(client_name)
+        if answer is None:
+            answer = self._resolve(client_name)
+            if len(self._known) < 4096:  # bounded: names are client input
+                self._known[client_name] = answer
+        return answer
+
+    def _resolve(self, client_name: str) -> tuple[str, bool]:
         if client_name in schema.STANDARD_EVENTS:
             return client_name, True
         key = normalise_name(client_name)

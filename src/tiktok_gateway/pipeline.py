@@ -77,7 +77,9 @@ def to_tiktok(event: Event, options: TransformOptions, *, now: float | None = No
         data["user"] = user
     data["properties"] = _properties(event.properties, name, warnings)
     if event.page is not None:
-        data["page"] = event.page.model_dump(exclude_none=True)
+        page = event.page
+        data["page"] = {k: v for k, v in (("url", page.url), ("referrer", page.referrer))
+                        if v is not None}
     if event.limited_data_use is not None:
         data["limited_data_use"] = event.limited_data_use
     return Transformed(event, data, warnings)
@@ -117,22 +119,29 @@ def hash_user(user: User, options: TransformOptions, warnings: list[FieldError])
     if user.external_id:
         lower = options.lowercase_external_id
         _put_hashes(out, "external_id",
-                    [identity.hash_external_id(v, lowercase=lower) for v in user.external_id],
-                    warnings)
-    for key in ("ttclid", "ttp", "user_agent", "locale"):
-        value = getattr(user, key)
-        if value:
-            out[key] = value
+                    [identity.hash_external_id(v, lower) for v in user.external_id], warnings)
+    if user.ttclid:
+        out["ttclid"] = user.ttclid
+    if user.ttp:
+        out["ttp"] = user.ttp
+    if user.user_agent:
+        out["user_agent"] = user.user_agent
+    if user.locale:
+        out["locale"] = user.locale
     if user.ip:
         _add_ip(user.ip, out, warnings)
-    for key in sorted(user.model_extra or {}):
-        warnings.append(FieldError(f"user.{key}", "unknown user field: not sent"))
+    if user.model_extra:
+        for key in sorted(user.model_extra):
+            warnings.append(FieldError(f"user.{key}", "unknown user field: not sent"))
     return out
 
 
 def _put_hashes(out: dict[str, Any], key: str, results: list[identity.Hashed],
                 warnings: list[FieldError]) -> None:
     """Keep each distinct hash; name each dropped value (`user.email.1`) in a warning."""
+    if len(results) == 1 and results[0].value is not None:  # the usual case, kept short
+        out[key] = [results[0].value]
+        return
     hashes: list[str] = []
     for i, result in enumerate(results):
         if result.value is None:

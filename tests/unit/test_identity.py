@@ -5,10 +5,18 @@ from __future__ import annotations
 import hashlib
 import re
 
+import phonenumbers
 from hypothesis import given
 from hypothesis import strategies as st
+from phonenumbers import PhoneNumberType
 
-from tiktok_gateway.identity import hash_email, hash_external_id, hash_phone, normalise_phone
+from tiktok_gateway.identity import (
+    _international_number,
+    hash_email,
+    hash_external_id,
+    hash_phone,
+    normalise_phone,
+)
 
 # TikTok's own worked examples (shared/tiktok-events-api.md, section 6).
 TIKTOK_EMAIL_HASH = "848a771458438fc2ec420560d769fb9b9b86851ee338ec56517baabd79d3bb4f"
@@ -94,3 +102,48 @@ def test_no_raw_phone_reaches_the_output(raw: str) -> None:
         assert HEX64.match(result.value)
         digits = "".join(ch for ch in raw if ch.isdigit())
         assert digits not in result.value or len(digits) < 6
+
+
+def _general_path(number: str) -> str | None:
+    """phonenumbers' own answer, with no fast path: parse, validate, format."""
+    try:
+        parsed = phonenumbers.parse(number)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _every_regions_examples() -> list[str]:
+    numbers = []
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        for kind in (PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE,
+                     PhoneNumberType.TOLL_FREE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                numbers.append(phonenumbers.format_number(
+                    example, phonenumbers.PhoneNumberFormat.E164))
+    return numbers
+
+
+def test_fast_path_agrees_with_phonenumbers_on_every_regions_examples() -> None:
+    """Numbers already in E.164 take the fast path; it must give phonenumbers' own answer."""
+    examples = _every_regions_examples()
+    assert len(examples) > 400
+    fast = [n for n in examples if _international_number(n[1:]) is not None]
+    assert len(fast) > len(examples) / 2  # the fast path is the common case, not a corner
+    for number in examples:
+        # With a national prefix, a trunk zero and a digit changed: valid and invalid cases.
+        cc = str(phonenumbers.parse(number).country_code)
+        variants = [number, number[:-1] + str((int(number[-1]) + 1) % 10), number + "1",
+                    "+" + cc + "0" + number[1 + len(cc):], "+" + cc + "1" + number[1 + len(cc):]]
+        for variant in variants:
+            normalise_phone.cache_clear()
+            assert normalise_phone(variant) == _general_path(variant), variant
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{3,16}", fullmatch=True))
+def test_fast_path_agrees_with_phonenumbers_on_any_digits(number: str) -> None:
+    normalise_phone.cache_clear()
+    assert normalise_phone(number) == _general_path(number)

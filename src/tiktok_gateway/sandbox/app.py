@@ -9,7 +9,6 @@ when rate limited. It records every event it accepts for the Test Events view.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -182,28 +181,42 @@ def _envelope(code: int, message: str, request_id: str, data: dict[str, Any]) ->
 
 
 def redact_unhashed(body: Any) -> Any:
-    """The body for the request log, with raw emails, phones and ids replaced."""
+    """The body for the request log, with raw emails, phones and ids replaced.
+
+    Only the user objects are rebuilt; the rest is shared with the body, which nobody
+    changes once it is parsed.
+    """
     if not isinstance(body, dict):
         return body
-    redacted = json.loads(json.dumps(body))
-    items = redacted.get("data") or redacted.get("batch") or [redacted]
-    for item in items if isinstance(items, list) else []:
-        if not isinstance(item, dict):
-            continue
-        context = item.get("context") if isinstance(item.get("context"), dict) else {}
-        for user in (item.get("user"), context.get("user") if context else None):
-            if isinstance(user, dict):
-                _redact_user(user)
-    return redacted
+    for key in ("data", "batch"):
+        items = body.get(key)
+        if items:
+            if not isinstance(items, list):
+                return body
+            return {**body, key: [_redacted_item(item) for item in items]}
+    return _redacted_item(body)  # a 1.0 pixel/track body is one event
 
 
-def _redact_user(user: dict[str, Any]) -> None:
+def _redacted_item(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    user, context = item.get("user"), item.get("context")
+    if isinstance(user, dict):
+        item = {**item, "user": _redacted_user(user)}
+    if isinstance(context, dict) and isinstance(context.get("user"), dict):
+        item = {**item, "context": {**context, "user": _redacted_user(context["user"])}}
+    return item
+
+
+def _redacted_user(user: dict[str, Any]) -> dict[str, Any]:
+    redacted = dict(user)
     for key in ("email", "phone", "phone_number", "external_id"):
         values = user.get(key)
         if isinstance(values, str):
-            user[key] = _redact(values)
+            redacted[key] = _redact(values)
         elif isinstance(values, list):
-            user[key] = [_redact(v) for v in values]
+            redacted[key] = [_redact(v) for v in values]
+    return redacted
 
 
 def _redact(value: Any) -> Any:

@@ -98,6 +98,7 @@ class _Collector:
     def __init__(self, verdict: EventVerdict, prefix: str) -> None:
         self.verdict = verdict
         self.prefix = prefix
+        self._copied = False
 
     def _path(self, path: str) -> str:
         if not path:
@@ -113,6 +114,9 @@ class _Collector:
     def drop(self, path: str, message: str) -> None:
         """Record a dropped field and remove it from the parsed event."""
         self.verdict.dropped.append(FieldError(self._path(path), message))
+        if not self._copied:  # the event as received stays as it was; most events drop nothing
+            self.verdict.parsed = _copy(self.verdict.parsed)
+            self._copied = True
         _remove_path(self.verdict.parsed, path)
 
 
@@ -233,7 +237,7 @@ def lint_event(
     if not isinstance(event, dict):
         out.error("", "must be a JSON object")
         return verdict
-    verdict.parsed = _copy(event)
+    verdict.parsed = event  # copied by the first drop, if any
     _lint_name(event, out, source)
     _lint_time(event, out, now, max_age_seconds)
     _lint_event_id(event, out, source)

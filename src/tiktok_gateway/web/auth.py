@@ -7,6 +7,7 @@ import ipaddress
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from starlette.requests import Request
 
@@ -80,14 +81,14 @@ class PerClientLimiter:
         return count <= per_minute
 
 
-def parse_networks(values: Iterable[str]) -> list[IPNetwork]:
+def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
     try:
-        return [ipaddress.ip_network(v, strict=False) for v in values]
+        return tuple(ipaddress.ip_network(v, strict=False) for v in values)
     except ValueError as exc:
         raise ConfigError(f"server.trusted_proxies: {exc}") from None
 
 
-def client_ip(request: Request, trusted: list[IPNetwork]) -> str | None:
+def client_ip(request: Request, trusted: tuple[IPNetwork, ...]) -> str | None:
     """The client's address; X-Forwarded-For is believed only from trusted proxies."""
     peer = request.client.host if request.client else None
     if not peer or not _in(peer, trusted):
@@ -99,7 +100,12 @@ def client_ip(request: Request, trusted: list[IPNetwork]) -> str | None:
     return peer
 
 
-def _in(address: str, networks: list[IPNetwork]) -> bool:
+def _in(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    return bool(networks) and _in_networks(address, networks)
+
+
+@lru_cache(maxsize=4096)  # runs for every request; the peers are a handful of proxies
+def _in_networks(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
