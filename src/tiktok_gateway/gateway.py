@@ -250,14 +250,15 @@ def hashed_inbound(item: Transformed) -> dict[str, Any]:
 
 def _with_context(event: Event, context: RequestContext) -> Event:
     """Fill the client's IP and user agent from the request when the event lacks them."""
+    user = event.user
     updates = {}
-    if context.ip and not event.user.ip:
+    if context.ip and not user.get("ip"):
         updates["ip"] = context.ip
-    if context.user_agent and not event.user.user_agent:
+    if context.user_agent and not user.get("user_agent"):
         updates["user_agent"] = context.user_agent
     if not updates:
         return event
-    return event.model_copy(update={"user": event.user.model_copy(update=updates)})
+    return event.model_copy(update={"user": {**user, **updates}})
 
 
 def open_store(settings: Settings) -> Outbox:

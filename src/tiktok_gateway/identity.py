@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import PhoneMetadata
+from phonenumbers import PhoneMetadata, PhoneNumberDesc
 
 from .tiktok.schema import SHA256_HEX_ANY_CASE
 
@@ -94,7 +94,10 @@ def normalise_phone(raw: str, region: str | None = None) -> str | None:
     if _INTERNATIONAL.fullmatch(candidate):
         fast = _international_number(candidate[1:])
         if fast is not None:
-            return candidate if phonenumbers.is_valid_number(fast) else None
+            number, metadata = fast
+            valid = (_surely_valid(number, metadata, metadata.country_code or 0)
+                     or phonenumbers.is_valid_number(number))
+            return candidate if valid else None
     try:
         parsed = phonenumbers.parse(candidate, region.upper() if region else None)
     except phonenumbers.NumberParseException:
@@ -104,7 +107,7 @@ def normalise_phone(raw: str, region: str | None = None) -> str | None:
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
 
 
-def _international_number(digits: str) -> phonenumbers.PhoneNumber | None:
+def _international_number(digits: str) -> tuple[phonenumbers.PhoneNumber, PhoneMetadata] | None:
     """The number `phonenumbers.parse("+" + digits)` returns, built without its general parser.
 
     Only for the case where every step of `parse` provably leaves the digits as they are:
@@ -131,7 +134,38 @@ def _international_number(digits: str) -> phonenumbers.PhoneNumber | None:
     prefix = metadata.national_prefix_for_parsing
     if prefix and re.match(prefix, rest):
         return None
-    return phonenumbers.PhoneNumber(country_code=code, national_number=int(rest))
+    return phonenumbers.PhoneNumber(country_code=code, national_number=int(rest)), metadata
+
+
+def _surely_valid(number: phonenumbers.PhoneNumber, metadata: PhoneMetadata, code: int) -> bool:
+    """A sufficient condition for `phonenumbers.is_valid_number`, at a third of its cost.
+
+    The library finds the number's region (the country's main region, when it is the only
+    one or needs no leading-digit test) and then its type, trying eight rare types before
+    fixed line and mobile; the number is valid when a type matches. A number in the general
+    pattern that matches the fixed-line or mobile pattern of that region therefore is valid.
+    False means "not proven here": the caller asks the library.
+    """
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    if len(regions) > 1 and metadata.leading_digits is not None:
+        return False
+    national = str(number.national_number)
+    return _matches(national, metadata.general_desc) and (
+        _matches(national, metadata.fixed_line) or _matches(national, metadata.mobile))
+
+
+def _matches(national: str, desc: PhoneNumberDesc | None) -> bool:
+    """What phonenumbers' own description match does: length, then the whole pattern."""
+    if desc is None or not desc.national_number_pattern:
+        return False
+    if desc.possible_length and len(national) not in desc.possible_length:
+        return False
+    return _pattern(desc.national_number_pattern).fullmatch(national) is not None
+
+
+@lru_cache(maxsize=1024)
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
 
 
 @lru_cache(maxsize=CACHE_SIZE)

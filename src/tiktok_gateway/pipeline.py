@@ -9,6 +9,7 @@ as structlog's processors do.
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import identity, mapping
-from .events import Event, Properties, User, parse_event
+from .events import Event, Item, Properties, User, parse_event
 from .exceptions import DropEvent, FieldError, InvalidEvent
 from .tiktok import schema
 
@@ -33,7 +34,7 @@ class TransformOptions:
     max_future_seconds: int = 300
 
 
-@dataclass
+@dataclass(slots=True)
 class Transformed:
     """An event ready for TikTok: the hashed 2.0 item, and what was noticed on the way."""
 
@@ -77,9 +78,7 @@ def to_tiktok(event: Event, options: TransformOptions, *, now: float | None = No
         data["user"] = user
     data["properties"] = _properties(event.properties, name, warnings)
     if event.page is not None:
-        page = event.page
-        data["page"] = {k: v for k, v in (("url", page.url), ("referrer", page.referrer))
-                        if v is not None}
+        data["page"] = {k: v for k, v in event.page.items() if v is not None}
     if event.limited_data_use is not None:
         data["limited_data_use"] = event.limited_data_use
     return Transformed(event, data, warnings)
@@ -108,30 +107,31 @@ def _event_id(event: Event, name: str, warnings: list[FieldError]) -> str:
 # --- user ----------------------------------------------------------------------------------
 
 
+_USER_FIELDS = frozenset(User.__annotations__)
+
+
 def hash_user(user: User, options: TransformOptions, warnings: list[FieldError]) -> dict[str, Any]:
     """TikTok's `user` object: email, phone, external_id hashed; the rest as received."""
     out: dict[str, Any] = {}
-    if user.email:
-        _put_hashes(out, "email", [identity.hash_email(v) for v in user.email], warnings)
-    if user.phone:
+    emails, phones, external_ids = user.get("email"), user.get("phone"), user.get("external_id")
+    if emails:
+        _put_hashes(out, "email", [identity.hash_email(v) for v in emails], warnings)
+    if phones:
         region = options.phone_region
-        _put_hashes(out, "phone", [identity.hash_phone(v, region) for v in user.phone], warnings)
-    if user.external_id:
+        _put_hashes(out, "phone", [identity.hash_phone(v, region) for v in phones], warnings)
+    if external_ids:
         lower = options.lowercase_external_id
         _put_hashes(out, "external_id",
-                    [identity.hash_external_id(v, lower) for v in user.external_id], warnings)
-    if user.ttclid:
-        out["ttclid"] = user.ttclid
-    if user.ttp:
-        out["ttp"] = user.ttp
-    if user.user_agent:
-        out["user_agent"] = user.user_agent
-    if user.locale:
-        out["locale"] = user.locale
-    if user.ip:
-        _add_ip(user.ip, out, warnings)
-    if user.model_extra:
-        for key in sorted(user.model_extra):
+                    [identity.hash_external_id(v, lower) for v in external_ids], warnings)
+    for key in ("ttclid", "ttp", "user_agent", "locale"):
+        value = user.get(key)
+        if value:
+            out[key] = value
+    ip = user.get("ip")
+    if ip:
+        _add_ip(ip, out, warnings)
+    if len(user) > len(out):  # cheap test first: unknown keys are rare
+        for key in sorted(set(user) - _USER_FIELDS):
             warnings.append(FieldError(f"user.{key}", "unknown user field: not sent"))
     return out
 
@@ -161,9 +161,16 @@ def _add_ip(ip: str, out: dict[str, Any], warnings: list[FieldError]) -> None:
         out["ip"] = normalised
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# Dotted-quad IPv4 without leading zeros: already its own canonical text.
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 @lru_cache(maxsize=16384)
 def normalise_ip(ip: str) -> str | None:
     """The canonical text of an IPv4 or IPv6 address (cached: shops see the same IPs often)."""
+    if _CANONICAL_IPV4.fullmatch(ip):
+        return ip
     try:
         return str(ipaddress.ip_address(ip))
     except ValueError:
@@ -173,28 +180,45 @@ def normalise_ip(ip: str) -> str | None:
 # --- properties ----------------------------------------------------------------------------
 
 
+# Properties the pipeline reads itself; any other key is a custom property, passed through.
+_PROPERTY_FIELDS = frozenset(Properties.__annotations__)
+_COPIED_PROPERTIES = ("value", "currency", "num_items", "order_id", "shop_id", "description")
+_ITEM_TO_CONTENT = (("item_id", "content_id"), ("item_name", "content_name"),
+                    ("item_category", "content_category"), ("item_brand", "brand"),
+                    ("price", "price"), ("quantity", "quantity"))
+
+
 def _properties(props: Properties, name: str, warnings: list[FieldError]) -> dict[str, Any]:
-    out: dict[str, Any] = dict(props.model_extra or {})
-    contents = ([c.model_dump(exclude_none=True) for c in props.contents] if props.contents
-                else [item.to_content() for item in props.items or []])
+    out: dict[str, Any] = {k: v for k, v in props.items() if k not in _PROPERTY_FIELDS}
+    given = props.get("contents")
+    contents: list[dict[str, Any]] = (
+        [{k: v for k, v in c.items() if v is not None} for c in given] if given
+        else [_to_content(item) for item in props.get("items") or ()])
+    content_type, content_ids = props.get("content_type"), props.get("content_ids")
     if contents:
         out["contents"] = contents
-        out["content_type"] = props.content_type or "product"
-        ids = props.content_ids or [c["content_id"] for c in contents if c.get("content_id")]
+        out["content_type"] = content_type or "product"
+        ids = content_ids or [c["content_id"] for c in contents if c.get("content_id")]
         if ids:
             out["content_ids"] = ids
-    elif props.content_ids:
-        out["content_ids"] = props.content_ids
-        out["content_type"] = props.content_type or "product"
-    for key in ("value", "currency", "num_items", "order_id", "shop_id", "description"):
-        value = getattr(props, key)
+    elif content_ids:
+        out["content_ids"] = content_ids
+        out["content_type"] = content_type or "product"
+    for key in _COPIED_PROPERTIES:
+        value = props.get(key)
         if value is not None:
             out[key] = value
-    search = props.search_string or props.query
+    search = props.get("search_string") or props.get("query")
     if search:  # 2.0 reads search_string; integrations still send the legacy query too
         out["search_string"] = out["query"] = search
     _value_advice(out, name, warnings)
     return out
+
+
+def _to_content(item: Item) -> dict[str, Any]:
+    """TikTok's content item for a GA4 item."""
+    return {ours: item[theirs] for theirs, ours in _ITEM_TO_CONTENT  # type: ignore[literal-required]
+            if item.get(theirs) is not None}
 
 
 def _value_advice(props: dict[str, Any], name: str, warnings: list[FieldError]) -> None:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tiktok_gateway import DropEvent, InvalidEvent, TransformOptions, build_requests, transform
 from tiktok_gateway.events import parse_event
 from tiktok_gateway.identity import sha256_hex
-from tiktok_gateway.pipeline import ConsentFilter, EventNameFilter, Route, SessionFilter
+from tiktok_gateway.pipeline import (
+    ConsentFilter,
+    EventNameFilter,
+    Route,
+    SessionFilter,
+    normalise_ip,
+)
 from tiktok_gateway.tiktok.lint import lint_request
 
 Factory = Callable[..., dict[str, Any]]
@@ -144,3 +153,15 @@ def test_route_applies_property_map(event_factory: Factory) -> None:
                          "properties": {"total": "12.5", "cur": "eur"}})
     props = route.process(event).data["properties"]
     assert (props["value"], props["currency"]) == (12.5, "EUR")
+
+
+@given(st.from_regex(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", fullmatch=True)
+       | st.ip_addresses().map(str))
+def test_ip_fast_path_gives_the_standard_librarys_answer(text: str) -> None:
+    """Dotted quads skip ipaddress when already canonical; leading zeros and 256 still fail."""
+    normalise_ip.cache_clear()
+    try:
+        expected: str | None = str(ipaddress.ip_address(text))
+    except ValueError:
+        expected = None
+    assert normalise_ip(text) == expected
