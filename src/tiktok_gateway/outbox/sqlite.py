@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import queue
 import sqlite3
 import threading
@@ -19,6 +18,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+import orjson
 
 from ..exceptions import OutboxError
 from ..ratelimit import RateLimiter
@@ -91,8 +92,12 @@ class _DatabaseThread:
             if not batch:
                 return
             results = self._in_transaction(batch) if self._transactional else self._each(batch)
+            # One wake-up per event loop for the whole group: each wake-up is a system call.
+            by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
             for (_, future, loop), (value, error) in zip(batch, results, strict=True):
-                loop.call_soon_threadsafe(_settle, future, value, error)
+                by_loop.setdefault(loop, []).append((future, value, error))
+            for loop, settled in by_loop.items():
+                loop.call_soon_threadsafe(_settle_all, settled)
 
     def _next_batch(self) -> list[Any]:
         first = self._queue.get()
@@ -145,13 +150,14 @@ class _DatabaseThread:
             return [(None, failure) for _ in batch]
 
 
-def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, value, error in settled:
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
 # The column order of every query that returns records (see sqlite.sql).
@@ -264,9 +270,17 @@ class SQLiteOutbox:
         """Record the keys; return those not seen within the window (one statement)."""
         if not self.dedup_window:
             return set(keys)
-        rows = conn.execute(Q["remember_many"], {
-            "keys": json.dumps(keys), "now": now,
-            "window_start": now - self.dedup_window}).fetchall()
+        window_start = now - self.dedup_window
+        if len(keys) == 1:  # most requests carry one event
+            destination, event_name, event_id, test_event_code = keys[0]
+            rows = conn.execute(Q["remember_one"], {
+                "destination": destination, "event_name": event_name, "event_id": event_id,
+                "test_event_code": test_event_code, "now": now,
+                "window_start": window_start}).fetchall()
+        else:
+            rows = conn.execute(Q["remember_many"], {
+                "keys": orjson.dumps(keys).decode(), "now": now,
+                "window_start": window_start}).fetchall()
         return {tuple(row) for row in rows}
 
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
@@ -294,13 +308,13 @@ class SQLiteOutbox:
         conn.execute(Q["prune_requests"], {"before": now - self.retention})
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
-        params = {"ids": json.dumps(list(ids)), "now": time.time(),
+        params = {"ids": orjson.dumps(list(ids)).decode(), "now": time.time(),
                   "result": outcome.as_json()}
         await self._writer.run(lambda conn: self._update(conn, "mark_sent", params, "delivered"))
 
     async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
                           retry_at: float | None) -> None:
-        params = {"ids": json.dumps(list(ids)), "now": time.time(), "result": outcome.as_json(),
+        params = {"ids": orjson.dumps(list(ids)).decode(), "now": time.time(), "result": outcome.as_json(),
                   "retry_at": retry_at, "state": PENDING if retry_at is not None else DEAD}
         counter = "retried" if retry_at is not None else "dead"
         await self._writer.run(lambda conn: self._update(conn, "mark_failed", params, counter))

@@ -68,6 +68,14 @@ ON CONFLICT (destination, event_name, event_id, test_event_code)
 DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at <= :window_start
 RETURNING destination, event_name, event_id, test_event_code;
 
+-- name: remember_one
+-- The same for a request of one event, without the JSON round trip.
+INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
+VALUES (:destination, :event_name, :event_id, :test_event_code, :now)
+ON CONFLICT (destination, event_name, event_id, test_event_code)
+DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at <= :window_start
+RETURNING destination, event_name, event_id, test_event_code;
+
 -- name: insert
 INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code, order_id,
                     payload, inbound, sampled, created_at, available_at)
