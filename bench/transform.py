@@ -60,8 +60,10 @@ def run(count: int = 20_000) -> dict[str, Any]:
         events = data.events(count, unique_customers=unique)
         ours(events[:500])  # warm up imports
         from tiktok_gateway.identity import clear_caches
+        from tiktok_gateway.pipeline import normalise_ip
 
-        clear_caches()
+        clear_caches()  # every customer is seen for the first time in the measured run
+        normalise_ip.cache_clear()
         row = {"ours": ours(events), "floor": floor(events), "pytt_events_api": pytt(count, unique)}
         row["ours_vs_pytt"] = round(row["ours"] / row["pytt_events_api"], 1)
         row["floor_vs_ours"] = round(row["floor"] / row["ours"], 2)

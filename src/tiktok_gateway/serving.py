@@ -10,8 +10,6 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-GC_THRESHOLD = 50_000  # allocations between young-generation collections (CPython: 700)
-
 
 def bound_url(server: uvicorn.Server, host: str) -> str:
     port = server.servers[0].sockets[0].getsockname()[1]
@@ -41,21 +39,21 @@ async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], No
         task.cancel()
 
 
-def tune_garbage_collector() -> None:
-    """Collect cycles less often, and never walk the objects that live as long as the process.
+def freeze_startup_objects() -> None:
+    """Take what lives as long as the process out of the cycle collector's sight.
 
-    Ingest allocates a dozen containers per event, so with CPython's default threshold of
-    700 the collector ran several times per 100-event request and, now and then, walked
-    every object in the process: it cost four times the JSON parsing it interrupted.
-    Our request objects are freed by reference counting; cycles are rare and still collected.
+    The collector's older generations are walked now and then; with every module, model and
+    regular expression in them, each walk cost more than the request it interrupted (a
+    100-event ingest request was parsed four times slower). Frozen objects are never walked.
+    The thresholds stay CPython's: raising them let delivery's reference cycles, which hold
+    whole request bodies, pile up to hundreds of megabytes.
     """
-    gc.freeze()  # modules, settings and the app: moved out of the collector's sight
-    gc.set_threshold(GC_THRESHOLD, 20, 20)
+    gc.freeze()
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:
     """Run the server's coroutine on uvloop when it is installed (it is by default)."""
-    tune_garbage_collector()
+    freeze_startup_objects()
     try:
         import uvloop
     except ImportError:
