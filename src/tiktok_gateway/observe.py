@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PrometheusCounter
 
 from .outbox import CounterKey, Outbox, RequestLog, TelemetryStore
 
@@ -30,6 +32,7 @@ PROPERTY_FIELDS = ("value", "currency", "contents", "content_type")
 RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED = (
     "received", "duplicate", "delivered", "retried", "dead", "rejected")
 SHARED_ID = "has:shared_event_id"
+_HAS = {name: f"has:{name}" for name in (*USER_FIELDS, *PROPERTY_FIELDS)}
 
 
 def present_fields(data: dict[str, Any]) -> list[str]:
@@ -45,9 +48,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.events = Counter("tiktok_gateway_events", "Events by destination, TikTok event and "
+        self.events = PrometheusCounter("tiktok_gateway_events", "Events by destination, TikTok event and "
                               "outcome", ["destination", "event", "outcome"], registry=self.registry)
-        self.requests = Counter("tiktok_gateway_requests", "Requests to TikTok by destination and "
+        self.requests = PrometheusCounter("tiktok_gateway_requests", "Requests to TikTok by destination and "
                                 "TikTok code", ["destination", "code"], registry=self.registry)
         self.latency = Histogram("tiktok_gateway_request_seconds", "TikTok request latency",
                                  ["destination"], registry=self.registry,
@@ -77,7 +80,7 @@ class CounterBatch:
         self.add(destination, event, RECEIVED)
         fields = present_fields(data)
         for name in fields:
-            self.add(destination, event, f"has:{name}")
+            self.add(destination, event, _HAS[name])
         if "ip" in fields and "user_agent" in fields:  # a match key only as a pair
             self.add(destination, event, "has:ip_user_agent")
         if shared_id:
@@ -93,6 +96,8 @@ class Telemetry:
         self.outbox = outbox
         self.interval = interval
         self.metrics = Metrics()
+        # Prometheus children by labels: `labels()` takes a lock and builds keys on every call.
+        self._event_counters: dict[tuple[str, str, str], Any] = {}
         self._counts: dict[CounterKey, int] = {}
         self._requests: list[RequestLog] = []
         self._task: asyncio.Task[None] | None = None
@@ -101,7 +106,14 @@ class Telemetry:
         """Add a request's counts to this process's Prometheus counters."""
         for (_minute, destination, event, name), n in batch.counts.items():
             if not name.startswith("has:"):
-                self.metrics.events.labels(destination, event, name).inc(n)
+                self._event_counter(destination, event, name).inc(n)
+
+    def _event_counter(self, destination: str, event: str, name: str) -> Any:
+        key = (destination, event, name)
+        counter = self._event_counters.get(key)
+        if counter is None:
+            counter = self._event_counters[key] = self.metrics.events.labels(*key)
+        return counter
 
     def later(self, batch: CounterBatch) -> None:
         """Counts with no stored event to ride along: written with the next flush."""
@@ -110,8 +122,8 @@ class Telemetry:
 
     def outcome(self, destination: str, events: Iterable[str], name: str) -> None:
         """Prometheus only: the store counts outcomes itself as it records them."""
-        for event in events:
-            self.metrics.events.labels(destination, event, name).inc()
+        for event, n in Counter(events).items():
+            self._event_counter(destination, event, name).inc(n)
 
     def request(self, log: RequestLog) -> None:
         self._requests.append(log)
