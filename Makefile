@@ -36,7 +36,7 @@ bench: install
 	$(BIN)/python -m bench.run
 
 soak: install
-	TIKTOK_GATEWAY_SOAK=1 $(BIN)/pytest tests/acceptance tests/unit/test_fuzz_inbound.py $(PYTEST_ARGS)
+	TIKTOK_GATEWAY_SOAK=1 $(BIN)/pytest tests/acceptance tests/unit/test_fuzz_inbound.py tests/unit/test_lint.py $(PYTEST_ARGS)
 	$(BIN)/python -m bench.reliability
 
 clean:

@@ -1,7 +1,8 @@
 """Ingest: wrk on loopback against POST /v1/events with durable acknowledgement.
 
 Compared with a bare ASGI endpoint on the same stack (Starlette on uvicorn) that answers 202
-without doing anything: the ceiling of the stack on this machine.
+without doing anything: the ceiling of the stack on this machine. Measured on the default
+store (SQLite) and, when a PostgreSQL server answers, on PostgreSQL too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,9 @@ from tiktok_gateway.testing import free_port
 LUA = Path(__file__).with_name("post_events.lua")
 DURATION = "10s"
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+POSTGRES_DSN = (os.environ.get("BENCH_POSTGRES_DSN") or os.environ.get("TEST_POSTGRES_DSN")
+                or "postgresql://postgres@127.0.0.1:5432/test")
+BENCH_DATABASE = "tiktok_gateway_bench"
 
 
 def wrk(url: str, batch: int) -> dict[str, float]:
@@ -52,16 +58,47 @@ def run() -> dict[str, Any]:
         procs.wait_http(stub + "/")
         results["bare_asgi_single"] = wrk(stub, 1)
         # The same stub plays TikTok for the gateway: delivery runs, but costs TikTok nothing.
-        with tempfile.TemporaryDirectory() as tmp:
-            gateway, url = procs.gateway(Path(tmp), stub)
-            try:
-                results["gateway_single"] = wrk(url, 1)
-                results["gateway_batch_100"] = wrk(url, 100)
-            finally:
-                gateway.stop()
+        results.update(_gateway_rows(stub, "gateway"))
+        try:
+            with _postgres_database() as storage_url:
+                results.update(_gateway_rows(stub, "postgres", storage_url))
+        except OSError as exc:
+            results["postgres_not_measured"] = str(exc)
     finally:
         bare.stop()
     ceiling = results["bare_asgi_single"]["requests_per_second"]
     results["single_share_of_ceiling"] = round(
         results["gateway_single"]["requests_per_second"] / ceiling, 3)
     return results
+
+
+def _gateway_rows(stub: str, prefix: str, storage_url: str | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        gateway, url = procs.gateway(Path(tmp), stub, storage_url=storage_url)
+        try:
+            return {f"{prefix}_single": wrk(url, 1), f"{prefix}_batch_100": wrk(url, 100)}
+        finally:
+            gateway.stop()
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server, dropped afterwards; OSError if none answers."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    def execute(statement: str) -> None:
+        with psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(statement)  # type: ignore[arg-type]
+
+    try:
+        execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    except psycopg.Error as exc:
+        raise OSError(f"PostgreSQL at {urlsplit(POSTGRES_DSN).netloc}: {exc}") from None
+    parts = urlsplit(POSTGRES_DSN)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DATABASE}", parts.query, ""))
+    finally:
+        execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")

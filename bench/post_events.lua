@@ -2,11 +2,19 @@
 -- Arguments: server key, events per request.
 local counter = 0
 local key, batch
+local threads = 0
+
+-- Each thread has its own Lua state, and an unseeded math.random gives every thread the same
+-- numbers: the thread's number and the start time keep the ids of threads and runs apart.
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
 
 function init(args)
   key = args[1]
   batch = tonumber(args[2])
-  counter = math.random(1, 1000000000) * 1000
+  counter = thread_number * 1000000000000 + (os.time() % 1000000) * 1000000
 end
 
 local function event(id)

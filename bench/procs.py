@@ -60,12 +60,13 @@ def sandbox(workdir: Path, port: int | None = None) -> tuple[Proc, str]:
     return proc, url
 
 
-def gateway(workdir: Path, tiktok_url: str, *, extra: str = "") -> tuple[Proc, str]:
+def gateway(workdir: Path, tiktok_url: str, *, extra: str = "",
+            storage_url: str | None = None) -> tuple[Proc, str]:
     port = free_port()
     config = workdir / "gateway.toml"
     config.write_text(f"""
 [storage]
-url = "sqlite:///{workdir}/gateway.db"
+url = "{storage_url or f'sqlite:///{workdir}/gateway.db'}"
 max_pending = 2000000
 
 [server]

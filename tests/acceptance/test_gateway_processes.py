@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import threading
 import time
@@ -22,6 +23,7 @@ from tests.reliability import record
 from tiktok_gateway.testing import free_port
 
 KEY = {"Authorization": "Bearer acceptance-server-key-0123"}
+ADMIN = ("admin", "acceptance-admin-password")
 SOAK = bool(os.environ.get("TIKTOK_GATEWAY_SOAK"))
 # Lower case: pages are scanned lower-cased.
 RAW_EMAILS = [f"crash.customer{i}@example.com" for i in range(400)]
@@ -75,19 +77,21 @@ def post_stream(url: str, start: int, stop: int, acked: list[int], halt: threadi
 
 
 def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, tiktok_process: Process) -> None:
-    """kill -9 during a stream of posts, restart: every 202-acknowledged event arrives."""
+    """kill -9 at random moments of a stream of posts, restart: every 202-acknowledged event
+    arrives."""
     rounds = 5 if SOAK else 2
+    moments = [round(random.uniform(0.5, 1.5), 2) for _ in range(rounds)]
     port = free_port()
     config = write_config(tmp_path, tiktok_process.url, port=port)
     acked: list[int] = []
     next_id = 0
-    for _ in range(rounds):
+    for moment in moments:
         gateway = start_gateway(tmp_path, config)
         halt = threading.Event()
         poster = threading.Thread(target=post_stream,
                                   args=(gateway.url, next_id, next_id + 5000, acked, halt))
         poster.start()
-        time.sleep(1.0)
+        time.sleep(moment)
         gateway.kill()
         halt.set()
         poster.join()
@@ -105,51 +109,112 @@ def test_kill_9_loses_no_acknowledged_event(tmp_path: Path, tiktok_process: Proc
         got = {str(e["event_id"]) for e in sandbox_events(tiktok_process)}
         assert arrived, f"{len(expected - got)} of {len(expected)} acknowledged events lost"
         stats = httpx.get(f"{tiktok_process.url}/sandbox/stats").json()
-        record("crash_kill_9", kills=rounds, acknowledged=len(expected),
+        record("crash_kill_9", kills=rounds, seconds_into_load=moments, acknowledged=len(expected),
                delivered=len(got), duplicated=stats["duplicates"],
                lost=len(expected - got))
     finally:
         gateway.stop()
 
 
+# The gateway's own limit toward TikTok: a token bucket of 3 requests a second lets at most 6
+# through in any second, so a TikTok that allows 8 must never answer 40100.
+OWN_QPS, TIKTOK_QPS = 3, 8
+STORMS = [
+    ("outage", {"outage_seconds": 2}),
+    ("5xx storm, HTML pages", {"error_rate": 0.6, "error_kind": "html"}),
+    ("5xx storm, JSON", {"error_rate": 0.6, "error_kind": "json"}),
+    ("40100 storm", {"rate_limit_qps": 1}),
+    ("slow responses", {"latency_ms": 400}),
+    ("TikTok's limit above ours", {"rate_limit_qps": TIKTOK_QPS}),
+    ("partial success", {"partial_rate": 0.2}),
+]
+
+
 def test_outage_then_recovery_delivers_everything(tmp_path: Path, tiktok_process: Process) -> None:
-    """Through an outage, a 5xx storm and a 40100 storm, every event arrives; memory stays flat."""
+    """Through outages, 5xx and 40100 storms, slow and partial answers, nothing is lost: each
+    event arrives or is dead-lettered with TikTok's reason; our rate limit holds; memory stays
+    flat; the dashboard's error log counts exactly the failed answers TikTok gave."""
     config = write_config(tmp_path, tiktok_process.url)
+    config.write_text(config.read_text().replace(
+        "timeout = 5\n", f"timeout = 5\nrate_limit_qps = {OWN_QPS}\n"))
     gateway = start_gateway(tmp_path, config)
     faults = f"{tiktok_process.url}/sandbox/faults"
     rounds = 30 if SOAK else 8
     try:
         rss_start = gateway.rss_mb()
         total = 0
-        for phase in ({"outage_seconds": 2}, {"error_rate": 0.6, "error_kind": "html"},
-                      {"error_rate": 0.6, "error_kind": "json"}, {"rate_limit_qps": 2}):
-            httpx.post(faults, json=phase)
+        for name, fault in STORMS:
+            before = _sandbox_stats(tiktok_process)["by_code"]
+            httpx.post(faults, json=fault)
             for _ in range(rounds):  # small, spaced posts: many requests meet the fault
                 batch = {"events": [purchase(total + j) for j in range(25)]}
                 assert httpx.post(f"{gateway.url}/v1/events", json=batch, headers=KEY,
                                   timeout=10).status_code == 202
                 total += 25
                 time.sleep(0.25)
-            assert wait_for(lambda expected=total: len(  # type: ignore[misc]
-                {e["event_id"] for e in sandbox_events(tiktok_process)}) == expected,
-                timeout=60), f"not delivered after {phase}"
+            assert wait_for(lambda expected=total: _accounted_for(  # type: ignore[misc]
+                tiktok_process, gateway) == expected, timeout=60), (
+                f"events lost in {name}: {total} acknowledged, {_delivered(tiktok_process)} "
+                f"delivered, {_dead(gateway)} dead-lettered")
             httpx.delete(faults)
+            if name == "TikTok's limit above ours":
+                after = _sandbox_stats(tiktok_process)["by_code"]
+                assert after.get("40100", 0) == before.get("40100", 0), "our rate limit was exceeded"
         growth = gateway.rss_mb() - rss_start
-        stats = httpx.get(f"{tiktok_process.url}/sandbox/stats").json()
-        record("outage_and_fault_storms", acknowledged=total, delivered=total,
-               duplicated=stats["duplicates"], lost=0, answers_by_code=stats["by_code"],
+        stats = _sandbox_stats(tiktok_process)
+        delivered, dead = _delivered(tiktok_process), _dead(gateway)
+        time.sleep(1)  # a telemetry flush
+        error_log = _dashboard_error_log(gateway)
+        record("outage_and_fault_storms", storms=[name for name, _ in STORMS],
+               acknowledged=total, delivered=delivered, dead_lettered_by_tiktok=dead,
+               duplicated=stats["duplicates"], lost=total - delivered - dead,
+               answers_by_code=stats["by_code"], dashboard_error_log=error_log,
                rss_growth_mb=round(growth, 1))
-        assert {"503", "502", "500", "40100", "0"} <= set(stats["by_code"]), stats["by_code"]
+        assert {"503", "502", "500", "40100", "0", "20001"} <= set(stats["by_code"]), stats
+        assert dead > 0, "partial success dead-lettered nothing"
         assert growth < 60, f"RSS grew by {growth:.0f} MB"
+        failed_http = sum(n for code, n in stats["by_code"].items() if code.startswith("5"))
+        assert error_log == {"network / HTTP": failed_http, "40100": stats["by_code"]["40100"]}
+        dead_page = httpx.get(f"{gateway.url}/dashboard/dead-letters", auth=ADMIN).text
+        assert "20001" in dead_page or "partial" in dead_page.lower(), dead_page[:2000]
     finally:
         gateway.stop()
+
+
+def _sandbox_stats(sandbox: Process) -> dict[str, Any]:
+    stats: dict[str, Any] = httpx.get(f"{sandbox.url}/sandbox/stats").json()
+    return stats
+
+
+def _delivered(sandbox: Process) -> int:
+    return len({e["event_id"] for e in sandbox_events(sandbox)})
+
+
+def _dead(gateway: Process) -> int:
+    metrics = httpx.get(f"{gateway.url}/metrics").text
+    return int(sum(float(v) for v in re.findall(
+        r"^tiktok_gateway_outbox_dead(?:\{[^}]*\})? (\S+)$", metrics, re.M)))
+
+
+def _accounted_for(sandbox: Process, gateway: Process) -> int:
+    return _delivered(sandbox) + _dead(gateway)
+
+
+def _dashboard_error_log(gateway: Process) -> dict[str, int]:
+    """The error log table of the overview page: failed requests counted by TikTok code."""
+    html = httpx.get(f"{gateway.url}/dashboard", auth=ADMIN).text
+    table = re.search(r'<table class="errors">(.*?)</table>', html, re.S)
+    counts: dict[str, int] = {}
+    for code, count in re.findall(r"<tr><td>([^<]*)</td><td>[^<]*</td><td class=\"num\">(\d+)</td>",
+                                  table.group(1) if table else ""):
+        counts[code] = counts.get(code, 0) + int(count)
+    return counts
 
 
 def test_no_raw_personal_data_anywhere(tmp_path: Path, tiktok_process: Process) -> None:
     """After real traffic: no raw email, phone or token in the database, logs, pages or metrics."""
     config = write_config(tmp_path, tiktok_process.url)
     gateway = start_gateway(tmp_path, config)
-    admin = ("admin", "acceptance-admin-password")
     try:
         events = [purchase(i) for i in range(40)]
         events.append({"event": "purchase", "user": {"email": "not-an-email", "phone": "12"},
@@ -159,10 +224,10 @@ def test_no_raw_personal_data_anywhere(tmp_path: Path, tiktok_process: Process) 
             **KEY, "X-Test-Event-Code": "TEST1"})
         assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 42)
         time.sleep(1)  # a telemetry flush
-        pages = [httpx.get(f"{gateway.url}{path}", auth=admin).text for path in (
+        pages = [httpx.get(f"{gateway.url}{path}", auth=ADMIN).text for path in (
             "/dashboard", "/dashboard/quality", "/dashboard/inspector", "/dashboard/dead-letters")]
         ids = set(re.findall(r"/dashboard/inspector/(\d+)", pages[2]))
-        pages += [httpx.get(f"{gateway.url}/dashboard/inspector/{i}", auth=admin).text
+        pages += [httpx.get(f"{gateway.url}/dashboard/inspector/{i}", auth=ADMIN).text
                   for i in sorted(ids)[:20]]
         pages.append(httpx.get(f"{gateway.url}/metrics").text)
     finally:

@@ -230,3 +230,40 @@ def test_no_destination_is_a_config_error(destinations: list[Any], tmp_path: Any
     settings = settings_from_dict(gateway_config(tmp_path, sandbox_url, destinations=destinations))
     with pytest.raises(ConfigError, match="destinations"):
         create_app(settings)
+
+
+# Routes anyone may call: a probe, the docs, the metrics scraper, the browser snippet, and the
+# CORS preflight a browser sends before its key can be checked.
+PUBLIC = {("GET", "/"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/openapi.json"),
+          ("GET", "/metrics"), ("GET", "/tt.js"), ("OPTIONS", "/v1/events")}
+# Webhooks are signed, not keyed: each is sent as its platform would, with a topic.
+WEBHOOK_HEADERS = {"X-Shopify-Topic": "orders/paid", "X-WC-Webhook-Topic": "order.updated"}
+
+
+def test_every_other_route_refuses_a_stranger(make_gateway: Callable[..., str],
+                                               tmp_path: Any, sandbox_url: str) -> None:
+    """Each route of the app, but the public ones, answers 401 or 403 without credentials
+    and with a wrong key or signature: a route added without a guard fails here."""
+    from starlette.routing import Route
+
+    from tests.conftest import gateway_config
+    from tiktok_gateway.config import settings_from_dict
+    from tiktok_gateway.web.app import create_app
+
+    webhooks = {"shopify_secret": "shopify-secret-123", "woocommerce_secret": "woo-secret-456"}
+    url = make_gateway(webhooks=webhooks)
+    app = create_app(settings_from_dict(gateway_config(tmp_path, sandbox_url, webhooks=webhooks)))
+    guarded = sorted({(method, route.path.replace("{id:int}", "1"))
+                      for route in app.routes if isinstance(route, Route)
+                      for method in route.methods or () if method != "HEAD"} - PUBLIC)
+    assert ("POST", "/v1/events") in guarded and ("GET", "/dashboard") in guarded
+    answers = {}
+    for method, path in guarded:
+        for credentials in ({}, {"Authorization": "Bearer wrong-key-000000",
+                                 "X-Shopify-Hmac-Sha256": "d3Jvbmc=",
+                                 "X-WC-Webhook-Signature": "d3Jvbmc="}):
+            response = httpx.request(method, url + path, json={}, timeout=10,
+                                     headers={**WEBHOOK_HEADERS, **credentials})
+            answers[(method, path, bool(credentials))] = response.status_code
+    assert len(guarded) >= 12
+    assert {k: v for k, v in answers.items() if v not in (401, 403)} == {}

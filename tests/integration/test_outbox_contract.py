@@ -141,6 +141,10 @@ async def test_stats(outbox: Outbox) -> None:
     assert (stats.pending, stats.sent, stats.dead) == (2, 1, 0)
     assert stats.by_destination["shop"]["sent"] == 1
     assert stats.oldest_pending_at is not None and stats.oldest_pending_at >= before - 1
+    assert await outbox.pending() == 2  # the backpressure check agrees with stats
+    [dead] = await outbox.claim(1, lease=30)
+    await outbox.mark_failed([dead.id], OK, retry_at=None)
+    assert await outbox.pending() == 1 == (await outbox.stats()).pending
 
 
 async def test_concurrent_puts_all_land(outbox: Outbox) -> None:

@@ -98,6 +98,39 @@ async def test_migrate_is_idempotent(postgres_template: str) -> None:
         _execute(postgres_template, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+async def test_counters_survive_the_upgrade_to_sharded_rows(postgres_template: str) -> None:
+    """A database of schema 1 (one row per counter) upgrades in place: its counts are kept,
+    and concurrent ingest adds to them without queueing on one row."""
+    import psycopg
+
+    from tests.postgres_db import _execute, with_database
+    from tiktok_gateway.outbox.postgres import MIGRATIONS
+
+    name = "tiktok_gateway_upgrade_test"
+    _execute(postgres_template, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+             f"CREATE DATABASE {name}")
+    url = with_database(postgres_template, name)
+    minute = int(time.time() // 60)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(MIGRATIONS[0][1])  # type: ignore[arg-type]
+            conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES (1)")
+            conn.execute("INSERT INTO counters VALUES (%s, 'shop', 'CompletePayment', "
+                         "'received', 40)", (minute,))
+        assert await migrate(url) == (1, SCHEMA_VERSION)
+        store = PostgresOutbox(url)
+        try:
+            key = (minute, "shop", "CompletePayment", "received")
+            await asyncio.gather(*(store.put([new_event(i)], {key: 1}) for i in range(20)))
+            totals = await store.telemetry.counters(time.time() - 60)
+        finally:
+            await store.close()
+        assert [row for row in totals if row[3] == "received"] == [(*key, 60)]
+    finally:
+        _execute(postgres_template, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def test_migrate_command(postgres_url: str, tmp_path: Path) -> None:
     """`tiktok-gateway migrate` reports the schema version."""
     config = tmp_path / "gateway.toml"

@@ -147,6 +147,25 @@ def test_woocommerce_paid_order(make_gateway: Callable[..., str], sandbox_url: s
     assert event["parsed"]["user"]["phone"] == [sha256_hex("+442079460958")]
 
 
+def test_woocommerce_ping_saves_the_webhook_and_keeps_nothing(make_gateway: Callable[..., str],
+                                                               sandbox_url: str) -> None:
+    """WooCommerce's unsigned ping on saving a webhook gets a 200 once a secret is set."""
+    url = make_gateway(webhooks=WEBHOOKS)
+    ping = httpx.post(f"{url}/webhooks/woocommerce", content=b"webhook_id=12",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert ping.status_code == 200 and "queued" not in ping.json()
+    assert post_woo(url, woo_body()).status_code == 202
+    assert len(received(sandbox_url, 1)) == 1  # the order only, not the ping
+
+
+def test_unconfigured_webhooks_are_404(make_gateway: Callable[..., str]) -> None:
+    """Without a secret, webhook routes say they are not configured, the ping included."""
+    url = make_gateway()
+    for path in ("/webhooks/shopify", "/webhooks/woocommerce"):
+        response = httpx.post(url + path, content=b"webhook_id=12")
+        assert response.status_code == 404 and "not configured" in response.json()["error"]
+
+
 def test_ga4_measurement_protocol(make_gateway: Callable[..., str], sandbox_url: str) -> None:
     """GA4 MP bodies are accepted with a server key as api_secret and mapped."""
     url = make_gateway()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.reliability import record
 from tiktok_gateway.tiktok.legacy import lint_body
 from tiktok_gateway.tiktok.lint import lint_request
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 NOW = time.time()
+SOAK = bool(os.environ.get("TIKTOK_GATEWAY_SOAK"))
 
 
 def example(name: str) -> dict[str, Any]:
@@ -146,12 +149,46 @@ json_values = st.recursive(
                       children, max_size=5),
     max_leaves=25,
 )
+# Bodies shaped like 2.0 requests, so that the fuzzing reaches the per-event rules too.
+shaped_events = st.fixed_dictionaries({}, optional={
+    "event": st.sampled_from(["CompletePayment", "ViewContent", "", "my_event"]) | json_values,
+    "event_time": st.sampled_from([int(NOW), int(NOW) * 1000, -1]) | json_values,
+    "event_id": json_values,
+    "user": st.fixed_dictionaries({}, optional={
+        "email": st.sampled_from(["a" * 64, "a@b.co", ["f" * 64]]) | json_values,
+        "phone": json_values, "ip": st.sampled_from(["13.57.97.131", "::1", "x"]) | json_values,
+    }) | json_values,
+    "properties": st.fixed_dictionaries({}, optional={
+        "value": json_values, "currency": st.sampled_from(["USD", "usd", "XXX"]) | json_values,
+        "contents": st.lists(st.dictionaries(
+            st.sampled_from(["content_id", "price", "quantity"]), json_values), max_size=2),
+    }) | json_values,
+})
+shaped_bodies = st.fixed_dictionaries({
+    "event_source": st.sampled_from(["web", "app", "offline", "crm"]) | json_values,
+    "event_source_id": st.sampled_from(["CPIXEL1234567890"]) | json_values,
+    "data": st.lists(shaped_events, max_size=3) | json_values,
+})
+# Example A with one field replaced: mostly valid bodies, so accepted ones are fuzzed as well.
+MUTABLE_PATHS = ["data.0.event", "data.0.event_time", "data.0.event_id", "data.0.user.email",
+                 "data.0.user.phone", "data.0.user.ip", "data.0.properties.value",
+                 "data.0.properties.currency", "data.0.properties.contents",
+                 "data.0.properties.content_type", "data.0.page", "test_event_code"]
+mutated_bodies = st.builds(broken, st.sampled_from(MUTABLE_PATHS), json_values)
+TRIED = {"inputs": 0, "accepted": 0, "rejected": 0}
 
 
-@settings(max_examples=300, deadline=None)
-@given(json_values)
-def test_lint_never_crashes(body: Any) -> None:
-    """Any JSON gives a verdict, never an exception."""
+@settings(max_examples=1500 if SOAK else 300, deadline=None)
+@given(json_values | shaped_bodies | mutated_bodies)
+def test_lint_gives_a_verdict_naming_fields(body: Any) -> None:
+    """Any JSON gives a verdict, never an exception; every finding names a field and why."""
     report = lint_body(body)
-    assert isinstance(report.ok, bool)
+    TRIED["inputs"] += 1
+    TRIED["accepted" if report.ok else "rejected"] += 1
+    record("fuzz_check", **TRIED)
+    findings = report.request_errors + report.request_warnings + [
+        f for v in report.events for f in v.errors + v.warnings + v.dropped]
+    assert all(f.field and f.message for f in findings)
+    if not report.ok:
+        assert report.first_error() is not None
     json.dumps(report.as_dict())

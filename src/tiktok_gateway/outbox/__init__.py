@@ -192,6 +192,11 @@ class Outbox(Protocol):
 
     async def stats(self) -> OutboxStats: ...
 
+    async def pending(self) -> int:
+        """Events waiting for delivery: what `stats()` counts, read from the pending events
+        alone, so that a backpressure check costs nothing however many sent ones are kept."""
+        ...
+
     @property
     def telemetry(self) -> TelemetryStore: ...
 

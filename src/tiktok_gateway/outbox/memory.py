@@ -157,6 +157,9 @@ class InMemoryOutbox:
     async def get(self, id: int) -> OutboxRecord | None:
         return self.records.get(id)
 
+    async def pending(self) -> int:
+        return sum(1 for record in self.records.values() if record.state == PENDING)
+
     async def stats(self) -> OutboxStats:
         counts = {PENDING: 0, SENT: 0, DEAD: 0}
         by_destination: dict[str, dict[str, int]] = {}

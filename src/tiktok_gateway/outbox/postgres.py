@@ -3,7 +3,9 @@
 Processes on any number of machines share the database. Claims take `FOR UPDATE SKIP
 LOCKED` row locks only for the claiming transaction and record a lease; a process that dies
 leaves leases that expire, and another process takes the events over. Each ingest request is
-one transaction, so concurrent requests share WAL flushes (PostgreSQL's own group commit).
+one statement (one round trip, its own transaction), and concurrent requests share WAL
+flushes (PostgreSQL's own group commit); counters are kept per connection, so concurrent
+requests never wait on each other's counter rows.
 Needs the `postgres` extra: `pip install 'tiktok-gateway[postgres]'`.
 """
 
@@ -16,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
@@ -84,7 +87,10 @@ class PostgresOutbox:
         self.dedup_window = dedup_window
         self.retention = retention
         self.auto_migrate = auto_migrate
-        self._pool = AsyncConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False)
+        # Autocommit: a lone statement is its own transaction, with no BEGIN or COMMIT round
+        # trip; work of several statements opens `conn.transaction()`.
+        self._pool = AsyncConnectionPool(conninfo, min_size=1, max_size=pool_size, open=False,
+                                         kwargs={"autocommit": True})
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._last_prune = 0.0
@@ -128,32 +134,19 @@ class PostgresOutbox:
         first: dict[tuple[str, str, str, str], int] = {}
         for index, event in enumerate(events):
             first.setdefault(event.dedup_key, index)
-        async with self.connection() as conn, conn.transaction():
-            fresh = await self._remember(conn, list(first), now)
-            stored = [first[e.dedup_key] == i and e.dedup_key in fresh
-                      for i, e in enumerate(events)]
-            rows = [{**e.__dict__, "now": now} for e, keep in zip(events, stored, strict=True)
-                    if keep]
-            if rows:
-                async with conn.cursor() as cursor:
-                    await cursor.executemany(Q["insert"], rows)
+        rows = [{"position": i, **events[i].__dict__} for i in first.values()]
+        window_start = now - self.dedup_window if self.dedup_window else now
+        async with self.connection() as conn:
+            cursor = await conn.execute(Q["put"], {
+                "events": orjson.dumps(rows).decode(), "counters": _counters_json(counters),
+                "now": now, "window_start": window_start})
+            kept = {row[0] for row in await cursor.fetchall()}
+            stored = [i in kept for i in range(len(events))]
             duplicates = [(e.destination, e.event_name)
                           for e, ok in zip(events, stored, strict=True) if not ok]
-            await _add_counters(conn, {**(counters or {})})
-            await _add_counters(conn, tally(duplicates, "duplicate", now))
+            if duplicates:
+                await _add_counters(conn, tally(duplicates, "duplicate", now))
         return stored
-
-    async def _remember(self, conn: psycopg.AsyncConnection[Any],
-                        keys: list[tuple[str, str, str, str]],
-                        now: float) -> set[tuple[str, str, str, str]]:
-        if not self.dedup_window:
-            return set(keys)
-        columns = list(zip(*keys, strict=True)) if keys else [(), (), (), ()]
-        cursor = await conn.execute(Q["remember"], {
-            "destinations": list(columns[0]), "names": list(columns[1]),
-            "ids": list(columns[2]), "codes": list(columns[3]),
-            "now": now, "window_start": now - self.dedup_window})
-        return {tuple(row) for row in await cursor.fetchall()}
 
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
         now = time.time()
@@ -210,6 +203,11 @@ class PostgresOutbox:
             row = await (await conn.execute(Q["get"], {"id": id})).fetchone()
         return _record(row) if row else None
 
+    async def pending(self) -> int:
+        async with self.connection() as conn:
+            row = await (await conn.execute(Q["pending"])).fetchone()
+        return int(row[0]) if row else 0
+
     async def stats(self) -> OutboxStats:
         async with self.connection() as conn:
             counts = await (await conn.execute(Q["counts"])).fetchall()
@@ -234,12 +232,15 @@ class PostgresOutbox:
 
 async def _add_counters(conn: psycopg.AsyncConnection[Any],
                         counters: dict[CounterKey, int]) -> None:
-    if not counters:
-        return
-    rows = [{"minute": k[0], "destination": k[1], "event_name": k[2], "name": k[3], "value": v}
-            for k, v in sorted(counters.items())]  # sorted: a fixed lock order, no deadlocks
-    async with conn.cursor() as cursor:
-        await cursor.executemany(Q["add_counter"], rows)
+    if counters:
+        await conn.execute(Q["add_counters"], {"counters": _counters_json(counters)})
+
+
+def _counters_json(counters: dict[CounterKey, int] | None) -> str:
+    """Counters as one JSON text: psycopg sends it as is, where lists cost a type scan each."""
+    return orjson.dumps([
+        {"minute": k[0], "destination": k[1], "event_name": k[2], "name": k[3], "value": v}
+        for k, v in (counters or {}).items()]).decode()
 
 
 class PostgresTelemetry:

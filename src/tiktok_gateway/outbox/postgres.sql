@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS rate_limits (
     paused_until DOUBLE PRECISION NOT NULL DEFAULT 0
 );
 
+-- name: migration_2
+-- Counter rows per database connection (shard: the connection's server process). Ingest
+-- transactions of every process add to the same counters each minute; on one row per key they
+-- queued behind each other's row lock until commit, one request at a time.
+ALTER TABLE counters ADD COLUMN IF NOT EXISTS shard INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE counters DROP CONSTRAINT IF EXISTS counters_pkey;
+ALTER TABLE counters ADD PRIMARY KEY (minute, destination, event_name, name, shard);
+
 -- name: version_table
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
@@ -76,21 +84,40 @@ SELECT COALESCE(MAX(version), 0) FROM schema_version;
 -- name: record_version
 INSERT INTO schema_version (version) VALUES (%(version)s);
 
--- name: remember
--- Keys already deduplicated within the batch; returns the keys that are new (or outside the window).
-INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
-SELECT d, n, i, t, %(now)s
-FROM unnest(%(destinations)s::text[], %(names)s::text[], %(ids)s::text[], %(codes)s::text[])
-    AS k(d, n, i, t)
-ON CONFLICT (destination, event_name, event_id, test_event_code)
-DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at <= %(window_start)s
-RETURNING destination, event_name, event_id, test_event_code;
-
--- name: insert
-INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code, order_id,
-                    payload, inbound, sampled, created_at, available_at)
-VALUES (%(destination)s, %(event_name)s, %(event_id)s, %(event_time)s, %(test_event_code)s,
-        %(order_id)s, %(payload)s, %(inbound)s, %(sampled)s, %(now)s, %(now)s);
+-- name: put
+-- A whole ingest request in one statement, so one round trip and its own transaction. The
+-- events (first occurrence of each key only) and counters come as JSON: one text parameter
+-- each, cheap to send whatever their number. `fresh` holds the keys not seen within the
+-- dedup window; only their events are stored. Returns the positions of the stored events.
+WITH incoming AS (
+    SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
+        position INTEGER, destination TEXT, event_name TEXT, event_id TEXT, event_time BIGINT,
+        test_event_code TEXT, order_id TEXT, payload TEXT, inbound TEXT, sampled BOOLEAN)
+), fresh AS (
+    INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
+    SELECT destination, event_name, event_id, test_event_code, %(now)s FROM incoming
+    ON CONFLICT (destination, event_name, event_id, test_event_code)
+    DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at <= %(window_start)s
+    RETURNING destination, event_name, event_id, test_event_code
+), stored AS (
+    INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code,
+                        order_id, payload, inbound, sampled, created_at, available_at)
+    SELECT i.destination, i.event_name, i.event_id, i.event_time, i.test_event_code,
+           i.order_id, i.payload, i.inbound, i.sampled, %(now)s, %(now)s
+    FROM incoming i JOIN fresh f USING (destination, event_name, event_id, test_event_code)
+    ORDER BY i.position
+    RETURNING 1
+), counted AS (
+    INSERT INTO counters (minute, destination, event_name, name, shard, value)
+    SELECT minute, destination, event_name, name, pg_backend_pid(), value
+    FROM jsonb_to_recordset(%(counters)s::jsonb) AS c(
+        minute BIGINT, destination TEXT, event_name TEXT, name TEXT, value BIGINT)
+    ON CONFLICT (minute, destination, event_name, name, shard)
+    DO UPDATE SET value = counters.value + EXCLUDED.value
+    RETURNING 1
+)
+SELECT i.position FROM incoming i
+JOIN fresh f USING (destination, event_name, event_id, test_event_code);
 
 -- name: claim
 -- Pick the group of the oldest due event no other process holds, then lease its due events.
@@ -157,6 +184,10 @@ SELECT id, destination, event_name, event_id, event_time, payload, test_event_co
        attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at
 FROM outbox WHERE id = %(id)s;
 
+-- name: pending
+-- Read from the partial index on pending events only.
+SELECT COUNT(*) FROM outbox WHERE state = 'pending';
+
 -- name: counts
 SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;
 
@@ -175,10 +206,13 @@ DELETE FROM counters WHERE minute < %(minute)s;
 -- name: prune_requests
 DELETE FROM requests WHERE at < %(before)s;
 
--- name: add_counter
-INSERT INTO counters (minute, destination, event_name, name, value)
-VALUES (%(minute)s, %(destination)s, %(event_name)s, %(name)s, %(value)s)
-ON CONFLICT (minute, destination, event_name, name)
+-- name: add_counters
+-- Counters as JSON, each key once; the shard is the connection's server process (migration 2).
+INSERT INTO counters (minute, destination, event_name, name, shard, value)
+SELECT minute, destination, event_name, name, pg_backend_pid(), value
+FROM jsonb_to_recordset(%(counters)s::jsonb) AS c(
+    minute BIGINT, destination TEXT, event_name TEXT, name TEXT, value BIGINT)
+ON CONFLICT (minute, destination, event_name, name, shard)
 DO UPDATE SET value = counters.value + EXCLUDED.value;
 
 -- name: add_request
@@ -188,7 +222,8 @@ VALUES (%(at)s, %(destination)s, %(events)s, %(test)s, %(outcome)s, %(code)s, %(
         %(request_id)s, %(http_status)s, %(latency)s);
 
 -- name: counters_since
-SELECT minute, destination, event_name, name, value FROM counters WHERE minute >= %(minute)s;
+SELECT minute, destination, event_name, name, SUM(value)::BIGINT FROM counters
+WHERE minute >= %(minute)s GROUP BY minute, destination, event_name, name;
 
 -- name: requests_since
 SELECT at, destination, events, test, outcome, code, message, request_id, http_status, latency

@@ -346,6 +346,9 @@ class SQLiteOutbox:
         row = await self._reader.run(lambda conn: conn.execute(Q["get"], {"id": id}).fetchone())
         return _record(row) if row else None
 
+    async def pending(self) -> int:
+        return int(await self._reader.run(lambda conn: conn.execute(Q["pending"]).fetchone()[0]))
+
     async def stats(self) -> OutboxStats:
         return await self._reader.run(self._stats)
 

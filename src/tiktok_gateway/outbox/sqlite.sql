@@ -174,6 +174,10 @@ DELETE FROM counters WHERE minute < :minute;
 -- name: prune_requests
 DELETE FROM requests WHERE at < :before;
 
+-- name: pending
+-- Read from the partial index on pending events only.
+SELECT COUNT(*) FROM outbox WHERE state = 'pending';
+
 -- name: counts
 SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;
 

@@ -65,7 +65,8 @@ class Sources:
 
     async def woocommerce(self, request: Request) -> Response:
         body = await request.body()
-        if not request.headers.get("x-wc-webhook-topic"):  # the ping WooCommerce sends first
+        if self.woocommerce_secret and not request.headers.get("x-wc-webhook-topic"):
+            # The unsigned ping WooCommerce sends when the webhook is saved: answered, nothing kept.
             return JSONResponse({"ok": True})
         try:
             status = orjson.loads(body).get("status")
