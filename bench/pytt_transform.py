@@ -32,12 +32,15 @@ def build(raw):
 
 
 def main():
-    count, unique = int(sys.argv[1]), bool(int(sys.argv[2]))
+    count, unique, repeat = int(sys.argv[1]), bool(int(sys.argv[2])), int(sys.argv[3])
     events = data.events(count, unique_customers=unique)
-    started = time.perf_counter()
-    for raw in events:
-        json.dumps(build(raw).normalize_data(), default=str)
-    print(round(count / (time.perf_counter() - started), 1))
+    best = 0.0
+    for _ in range(repeat):  # best of `repeat`, as for the other contenders
+        started = time.perf_counter()
+        for raw in events:
+            json.dumps(build(raw).normalize_data(), default=str)
+        best = max(best, count / (time.perf_counter() - started))
+    print(round(best, 1))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ virtualenv of its own since it pins an old pydantic.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from bench import data
 from bench.venvs import venv_python
 
 PYTT_SCRIPT = Path(__file__).with_name("pytt_transform.py")
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 
 
 def _rate(count: int, seconds: float) -> float:
@@ -48,23 +50,31 @@ def floor(events: list[dict[str, Any]]) -> float:
 
 def pytt(count: int, unique: bool) -> float:
     python = venv_python("pytt", "pytt-events-api")
-    result = subprocess.run([str(python), str(PYTT_SCRIPT), str(count), str(int(unique))],
+    result = subprocess.run([str(python), str(PYTT_SCRIPT), str(count), str(int(unique)),
+                             str(REPEAT)],
                             capture_output=True, text=True, timeout=600, check=True,
                             cwd=Path(__file__).parents[1])
     return float(result.stdout.strip().splitlines()[-1])
 
 
+def _fresh_ours(events: list[dict[str, Any]]) -> float:
+    from tiktok_gateway.identity import clear_caches
+    from tiktok_gateway.pipeline import normalise_ip
+
+    clear_caches()  # every customer is seen for the first time in the measured run
+    normalise_ip.cache_clear()
+    return ours(events)
+
+
 def run(count: int = 20_000) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    # Best of REPEAT runs for every contender: on a shared CPU, noise only ever slows a run down.
+    results: dict[str, Any] = {"repeat": REPEAT}
     for shape, unique in (("funnel", False), ("unique_customers", True)):
         events = data.events(count, unique_customers=unique)
         ours(events[:500])  # warm up imports
-        from tiktok_gateway.identity import clear_caches
-        from tiktok_gateway.pipeline import normalise_ip
-
-        clear_caches()  # every customer is seen for the first time in the measured run
-        normalise_ip.cache_clear()
-        row = {"ours": ours(events), "floor": floor(events), "pytt_events_api": pytt(count, unique)}
+        row = {"ours": max(_fresh_ours(events) for _ in range(REPEAT)),
+               "floor": max(floor(events) for _ in range(REPEAT)),
+               "pytt_events_api": pytt(count, unique)}
         row["ours_vs_pytt"] = round(row["ours"] / row["pytt_events_api"], 1)
         row["floor_vs_ours"] = round(row["floor"] / row["ours"], 2)
         results[shape] = row
