@@ -267,3 +267,13 @@ def test_every_other_route_refuses_a_stranger(make_gateway: Callable[..., str],
             answers[(method, path, bool(credentials))] = response.status_code
     assert len(guarded) >= 12
     assert {k: v for k, v in answers.items() if v not in (401, 403)} == {}
+
+
+def test_routing_errors_are_json(make_gateway: Callable[..., str]) -> None:
+    """An unknown path or method gets a JSON reason, and 405 lists the allowed methods."""
+    url = make_gateway()
+    missing = httpx.get(f"{url}/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    wrong = httpx.request("DELETE", f"{url}/v1/events", headers=AUTH)
+    assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
+    assert "POST" in wrong.headers["allow"]

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -69,6 +70,13 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         finally:
             await gateway.stop()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error})
     app.state.gateway = gateway
     return app
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Routing errors (404, 405) as JSON with the reason, like every other answer of the API."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
