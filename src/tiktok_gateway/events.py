@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     with_config,
 )
@@ -88,6 +89,10 @@ def _content_type(value: str | None) -> str | None:
     return value
 
 
+# Ids are stored as database text, and PostgreSQL text cannot hold NUL: refused at the edge
+# with a clear message (see _field_errors) rather than failing the whole request in storage.
+_NO_NUL = r"^[^\x00]*$"
+StoredText = Annotated[str, StringConstraints(pattern=_NO_NUL)]
 NonNegative = Annotated[float, BeforeValidator(_to_number), Field(ge=0)]
 Count = Annotated[int, Field(ge=0)]
 StringList = Annotated[list[str], BeforeValidator(_to_list)]
@@ -155,7 +160,7 @@ class Properties(TypedDict, total=False):
     content_type: ContentType | None
     content_ids: list[str] | None
     num_items: Count | None
-    order_id: str | None
+    order_id: StoredText | None
     shop_id: str | None
     search_string: str | None
     query: str | None
@@ -175,8 +180,8 @@ class _Model(BaseModel):
 class Event(_Model):
     """One inbound event, as a shop, a browser or a webhook sends it to the gateway."""
 
-    event: str = Field(min_length=1, max_length=100)
-    event_id: str | None = Field(default=None, max_length=256)
+    event: StoredText = Field(min_length=1, max_length=100)
+    event_id: StoredText | None = Field(default=None, max_length=256)
     event_time: Annotated[int, BeforeValidator(_to_event_time)] = Field(
         default_factory=lambda: int(time.time())
     )
@@ -184,7 +189,7 @@ class Event(_Model):
     properties: Properties = Field(default_factory=lambda: Properties())
     page: Page | None = None
     limited_data_use: bool | None = None
-    test_event_code: str | None = None
+    test_event_code: StoredText | None = None
     # Consent per category, e.g. {"marketing": false}; checked by the destination's filter.
     consent: dict[str, bool | str] | None = None
 
@@ -222,6 +227,9 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     for error in exc.errors(include_url=False, include_input=False):
         path = ".".join(str(part) for part in error["loc"] if not _is_type_tag(part))
         message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get(
+                "pattern") == _NO_NUL:
+            message = "must not contain a NUL character (\\u0000)"
         errors.append(FieldError(path or "event", message))
     return errors
 

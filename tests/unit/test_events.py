@@ -90,3 +90,16 @@ def test_not_an_object_is_an_error() -> None:
     """A JSON string or number is not an event."""
     with pytest.raises(InvalidEvent):
         parse_event("purchase")
+
+
+@pytest.mark.parametrize("path", ["event", "event_id", "test_event_code", "properties.order_id"])
+def test_nul_characters_in_stored_ids_are_refused(path: str) -> None:
+    """Ids kept as database text may not hold NUL (PostgreSQL cannot): a named field error."""
+    raw: dict[str, object] = {"event": "purchase", "properties": {}}
+    *parent, key = path.split(".")
+    target = raw["properties"] if parent else raw
+    target[key] = "order\x00100"  # type: ignore[index]
+    with pytest.raises(InvalidEvent) as exc:
+        parse_event(raw)
+    assert [(e.field, e.message) for e in exc.value.errors] == [
+        (path, "must not contain a NUL character (\\u0000)")]
