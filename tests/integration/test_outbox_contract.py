@@ -167,6 +167,7 @@ async def test_find_filters(outbox: Outbox) -> None:
     assert [r.event_id for r in await outbox.find(RecordQuery(test_only=True))] == ["a1"]
     assert len(await outbox.find(RecordQuery(since=before))) == 2
     assert await outbox.find(RecordQuery(since=time.time() + 60)) == []
+    assert await outbox.find(RecordQuery(event_id="o1\x00")) == []  # a search, not an error
     record = (await outbox.find(RecordQuery(order_id="o1")))[0]
     assert (await outbox.get(record.id)) == record
     assert await outbox.get(999_999) is None

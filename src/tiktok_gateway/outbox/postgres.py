@@ -194,6 +194,8 @@ class PostgresOutbox:
             return cursor.rowcount
 
     async def find(self, query: RecordQuery) -> list[OutboxRecord]:
+        if any("\x00" in value for value in query.__dict__.values() if isinstance(value, str)):
+            return []  # PostgreSQL text cannot hold NUL, so no stored record can match
         async with self.connection() as conn:
             cursor = await conn.execute(Q["find"], query.__dict__)
             return [_record(row) for row in await cursor.fetchall()]
