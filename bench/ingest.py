@@ -12,13 +12,12 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench import procs
-from tiktok_gateway.testing import free_port
+from tiktok_gateway.testing import free_port, fresh_database, run_sql
 
 LUA = Path(__file__).with_name("post_events.lua")
 DURATION = "10s"
@@ -59,11 +58,11 @@ def run() -> dict[str, Any]:
         results["bare_asgi_single"] = wrk(stub, 1)
         # The same stub plays TikTok for the gateway: delivery runs, but costs TikTok nothing.
         results.update(_gateway_rows(stub, "gateway"))
-        try:
-            with _postgres_database() as storage_url:
+        if problem := _postgres_problem():
+            results["postgres_not_measured"] = problem
+        else:
+            with fresh_database(POSTGRES_DSN, BENCH_DATABASE) as storage_url:
                 results.update(_gateway_rows(stub, "postgres", storage_url))
-        except OSError as exc:
-            results["postgres_not_measured"] = str(exc)
     finally:
         bare.stop()
     ceiling = results["bare_asgi_single"]["requests_per_second"]
@@ -81,24 +80,12 @@ def _gateway_rows(stub: str, prefix: str, storage_url: str | None = None) -> dic
             gateway.stop()
 
 
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    """A fresh database on the PostgreSQL server, dropped afterwards; OSError if none answers."""
-    from urllib.parse import urlsplit, urlunsplit
-
+def _postgres_problem() -> str | None:
+    """Why the PostgreSQL rows cannot be measured, or None when the server answers."""
     import psycopg
 
-    def execute(statement: str) -> None:
-        with psycopg.connect(POSTGRES_DSN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(statement)  # type: ignore[arg-type]
-
     try:
-        execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        execute(f"CREATE DATABASE {BENCH_DATABASE}")
+        run_sql(POSTGRES_DSN, "SELECT 1")
     except psycopg.Error as exc:
-        raise OSError(f"PostgreSQL at {urlsplit(POSTGRES_DSN).netloc}: {exc}") from None
-    parts = urlsplit(POSTGRES_DSN)
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DATABASE}", parts.query, ""))
-    finally:
-        execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        return f"PostgreSQL at {urlsplit(POSTGRES_DSN).netloc}: {exc}"
+    return None

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -76,3 +77,30 @@ def sample_event(**overrides: Any) -> dict[str, Any]:
     }
     event.update(overrides)
     return event
+
+
+def with_database(dsn: str, name: str) -> str:
+    """The URL of database `name` on the PostgreSQL server of `dsn`."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def run_sql(dsn: str, *statements: str) -> None:
+    """Run statements outside a transaction (CREATE and DROP DATABASE need it)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+@contextlib.contextmanager
+def fresh_database(dsn: str, name: str) -> Iterator[str]:
+    """An empty database `name` on the server of `dsn`, made anew and dropped after; yields
+    its URL. Needs the `postgres` extra."""
+    drop = f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    run_sql(dsn, drop, f"CREATE DATABASE {name}")
+    try:
+        yield with_database(dsn, name)
+    finally:
+        run_sql(dsn, drop)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tiktok_gateway.outbox import NewEvent, open_outbox
 from tiktok_gateway.outbox.postgres import SCHEMA_VERSION, PostgresOutbox, migrate
+from tiktok_gateway.testing import fresh_database
 
 
 def new_event(i: int) -> NewEvent:
@@ -85,17 +86,9 @@ async def test_token_is_not_stored(postgres_url: str) -> None:
 
 async def test_migrate_is_idempotent(postgres_template: str) -> None:
     """Migrating a fresh database reaches the current version; again is a no-op."""
-    from tests.postgres_db import _execute, with_database
-
-    name = "tiktok_gateway_migrate_test"
-    _execute(postgres_template, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
-             f"CREATE DATABASE {name}")
-    url = with_database(postgres_template, name)
-    try:
+    with fresh_database(postgres_template, "tiktok_gateway_migrate_test") as url:
         assert await migrate(url) == (0, SCHEMA_VERSION)
         assert await migrate(url) == (SCHEMA_VERSION, SCHEMA_VERSION)
-    finally:
-        _execute(postgres_template, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 async def test_counters_survive_the_upgrade_to_sharded_rows(postgres_template: str) -> None:
@@ -103,15 +96,10 @@ async def test_counters_survive_the_upgrade_to_sharded_rows(postgres_template: s
     and concurrent ingest adds to them without queueing on one row."""
     import psycopg
 
-    from tests.postgres_db import _execute, with_database
     from tiktok_gateway.outbox.postgres import MIGRATIONS
 
-    name = "tiktok_gateway_upgrade_test"
-    _execute(postgres_template, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
-             f"CREATE DATABASE {name}")
-    url = with_database(postgres_template, name)
     minute = int(time.time() // 60)
-    try:
+    with fresh_database(postgres_template, "tiktok_gateway_upgrade_test") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(MIGRATIONS[0][1])  # type: ignore[arg-type]
             conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -127,8 +115,6 @@ async def test_counters_survive_the_upgrade_to_sharded_rows(postgres_template: s
         finally:
             await store.close()
         assert [row for row in totals if row[3] == "received"] == [(*key, 60)]
-    finally:
-        _execute(postgres_template, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_migrate_command(postgres_url: str, tmp_path: Path) -> None:

@@ -106,7 +106,6 @@ WITH incoming AS (
            i.order_id, i.payload, i.inbound, i.sampled, %(now)s, %(now)s
     FROM incoming i JOIN fresh f USING (destination, event_name, event_id, test_event_code)
     ORDER BY i.position
-    RETURNING 1
 ), counted AS (
     INSERT INTO counters (minute, destination, event_name, name, shard, value)
     SELECT minute, destination, event_name, name, pg_backend_pid(), value
@@ -114,7 +113,6 @@ WITH incoming AS (
         minute BIGINT, destination TEXT, event_name TEXT, name TEXT, value BIGINT)
     ON CONFLICT (minute, destination, event_name, name, shard)
     DO UPDATE SET value = counters.value + EXCLUDED.value
-    RETURNING 1
 )
 SELECT i.position FROM incoming i
 JOIN fresh f USING (destination, event_name, event_id, test_event_code);
