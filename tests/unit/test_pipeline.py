@@ -59,7 +59,9 @@ def test_no_raw_personal_data_in_output(event_factory: Factory) -> None:
     """Neither the email nor the phone digits appear anywhere in the request."""
     text = json.dumps(transform(event_factory(), OPTIONS).data)
     assert "alice" not in text.lower()
-    assert "373" not in text
+    # The whole subscriber number: a shorter run of digits can occur by chance in
+    # event_time, which changes with the clock.
+    assert "3734253" not in text and "373-4253" not in text
 
 
 def test_random_event_id_warns(event_factory: Factory) -> None:
