@@ -125,6 +125,7 @@ async def test_dead_letter_and_replay(outbox: Outbox) -> None:
     assert dead[0].result and dead[0].result["code"] == 40002
     stats = await outbox.stats()
     assert (stats.pending, stats.dead) == (0, 2)
+    assert await outbox.replay(destination="shop\x00") == 0  # matches nothing, not an error
     assert await outbox.replay(destination="shop") == 1
     [back] = await outbox.claim(10, lease=30)
     assert back.event_id == "a" and back.attempts == 0

@@ -187,6 +187,8 @@ class PostgresOutbox:
 
     async def replay(self, destination: str | None = None, since: float | None = None,
                      ids: Sequence[int] | None = None) -> int:
+        if destination is not None and "\x00" in destination:
+            return 0  # as in find: no stored destination can hold NUL
         async with self.connection() as conn:
             cursor = await conn.execute(Q["replay"], {
                 "now": time.time(), "destination": destination, "since": since,

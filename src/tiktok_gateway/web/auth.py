@@ -66,19 +66,27 @@ def presented_key(request: Request) -> str | None:
 
 
 class PerClientLimiter:
-    """A fixed one-minute window of requests per (key, client IP)."""
+    """A token bucket per (key, client IP): `per_minute` requests at once, refilled evenly.
+
+    A fixed one-minute window would let a client send twice the limit across a minute's edge,
+    and would make the answer depend on where in the minute the burst fell."""
 
     def __init__(self) -> None:
-        self._windows: dict[tuple[str, str], tuple[int, int]] = {}
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # tokens, when
 
-    def allow(self, key: str, client: str, per_minute: int) -> bool:
-        minute = int(time.time() // 60)
-        if len(self._windows) > 100_000:  # forget old minutes; bounded memory
-            self._windows = {k: v for k, v in self._windows.items() if v[0] == minute}
-        window, count = self._windows.get((key, client), (minute, 0))
-        count = count + 1 if window == minute else 1
-        self._windows[(key, client)] = (minute, count)
-        return count <= per_minute
+    def wait(self, key: str, client: str, per_minute: int) -> float:
+        """Take one request's token: 0.0 when allowed, else the seconds until one is free."""
+        now = time.monotonic()
+        rate = per_minute / 60.0
+        if len(self._buckets) > 100_000:  # bounded memory: a bucket idle for a minute is full
+            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60.0}
+        tokens, when = self._buckets.get((key, client), (float(per_minute), now))
+        tokens = min(float(per_minute), tokens + (now - when) * rate)
+        if tokens < 1.0:
+            self._buckets[(key, client)] = (tokens, now)
+            return (1.0 - tokens) / rate
+        self._buckets[(key, client)] = (tokens - 1.0, now)
+        return 0.0
 
 
 def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -89,8 +90,11 @@ class Ingest:
 
     async def handle(self, request: Request, key: IngestKey) -> Response:
         ip = client_ip(request, self.trusted)
-        if key.is_browser and not self.limiter.allow(key.name, ip or "", key.rate_limit_per_minute):
-            return error(429, "too many requests from this client", {"Retry-After": "60"})
+        if key.is_browser:
+            wait = self.limiter.wait(key.name, ip or "", key.rate_limit_per_minute)
+            if wait:
+                return error(429, "too many requests from this client",
+                             {"Retry-After": str(math.ceil(wait))})
         try:
             payload = orjson.loads(await self.read_body(request))
         except BodyTooLarge:
