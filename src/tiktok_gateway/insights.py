@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .observe import DEAD, DELIVERED, DUPLICATE, RECEIVED, REJECTED, RETRIED, SHARED_ID
-from .outbox import OutboxStats, RequestLog
+from .outbox import Backlog, RequestLog
 
 EMQ_WEIGHTS = {"ttclid": 3.0, "email": 2.0, "phone": 1.5, "ip_user_agent": 1.5,
                "external_id": 1.0, "ttp": 1.0}  # sums to 10: the estimate is on a 0-10 scale
@@ -107,7 +107,7 @@ class Quality:
 
 
 def tag_health(destinations: Iterable[str], counters: Sequence[tuple[int, str, str, str, int]],
-               requests: Sequence[RequestLog], stats: OutboxStats, span: float, step: float,
+               requests: Sequence[RequestLog], backlog: Backlog, span: float, step: float,
                now: float | None = None) -> list[Health]:
     """Per destination: requests, success, latency, errors and a time series of `step` buckets."""
     now = time.time() if now is None else now
@@ -121,7 +121,7 @@ def tag_health(destinations: Iterable[str], counters: Sequence[tuple[int, str, s
                 health.totals[counter] = health.totals.get(counter, 0) + value
                 if counter == DELIVERED:
                     _bucket(health, minute * 60, start, step).events += value
-        per = stats.by_destination.get(name, {})
+        per = backlog.by_destination.get(name, {})
         health.pending, health.dead = per.get("pending", 0), per.get("dead", 0)
         result.append(health)
     return result

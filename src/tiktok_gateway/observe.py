@@ -139,10 +139,10 @@ class Telemetry:
     async def refresh_gauges(self) -> None:
         if self.outbox is None:
             return
-        stats = await self.outbox.stats()
-        self.metrics.pending.set(stats.pending)
-        self.metrics.dead.set(stats.dead)
-        oldest = stats.oldest_pending_at
+        backlog = await self.outbox.backlog()
+        self.metrics.pending.set(backlog.pending)
+        self.metrics.dead.set(backlog.dead)
+        oldest = backlog.oldest_pending_at
         self.metrics.oldest.set(time.time() - oldest if oldest else 0)
 
     def start(self) -> None:

@@ -70,10 +70,10 @@ async def collect(outbox: Outbox, destinations: list[str], since: float) -> dict
     span = max(60.0, time.time() - since)
     counters = await outbox.telemetry.counters(since)
     requests = await outbox.telemetry.requests(since)
-    stats = await outbox.stats()
-    return {"health": insights.tag_health(destinations, counters, requests, stats, span, span),
+    backlog = await outbox.backlog()
+    return {"health": insights.tag_health(destinations, counters, requests, backlog, span, span),
             "quality": insights.data_quality(counters),
-            "totals": insights.outcome_totals(counters), "stats": stats}
+            "totals": insights.outcome_totals(counters)}
 
 
 def print_report(figures: dict[str, Any], gap: GapReport | None, console: Console) -> None:

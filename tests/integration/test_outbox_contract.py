@@ -15,6 +15,7 @@ from tiktok_gateway.outbox import (
     DEAD,
     PENDING,
     SENT,
+    Backlog,
     NewEvent,
     Outbox,
     Outcome,
@@ -142,10 +143,42 @@ async def test_stats(outbox: Outbox) -> None:
     assert (stats.pending, stats.sent, stats.dead) == (2, 1, 0)
     assert stats.by_destination["shop"]["sent"] == 1
     assert stats.oldest_pending_at is not None and stats.oldest_pending_at >= before - 1
-    assert await outbox.pending() == 2  # the backpressure check agrees with stats
     [dead] = await outbox.claim(1, lease=30)
     await outbox.mark_failed([dead.id], OK, retry_at=None)
-    assert await outbox.pending() == 1 == (await outbox.stats()).pending
+    stats = await outbox.stats()
+    assert (stats.pending, stats.sent, stats.dead) == (1, 1, 1)
+
+
+async def test_backlog_agrees_with_stats(outbox: Outbox) -> None:
+    """The backlog (health, gauges, backpressure) counts what stats counts, and its oldest
+    pending event moves on as the oldest ones are delivered or dead-lettered."""
+    await outbox.put([event("a")])
+    await asyncio.sleep(0.01)
+    await outbox.put([event("b"), event("c", destination="other")])
+    await asyncio.sleep(0.01)
+    await outbox.put([event("d", test_code="T1")])
+    records = {r.event_id: r for r in await outbox.find(RecordQuery())}
+
+    async def agrees() -> tuple[int, int, float | None, dict[str, dict[str, int]]]:
+        backlog, stats = await outbox.backlog(), await outbox.stats()
+        assert backlog == Backlog.of(stats)
+        return backlog.pending, backlog.dead, backlog.oldest_pending_at, backlog.by_destination
+
+    created = {event_id: record.created_at for event_id, record in records.items()}
+    both = {"shop": {"pending": 3, "dead": 0}, "other": {"pending": 1, "dead": 0}}
+    assert await agrees() == (4, 0, created["a"], both)
+    while await outbox.claim(10, lease=30):  # claimed events are still pending, under a lease
+        pass
+    assert await agrees() == (4, 0, created["a"], both)
+    await outbox.mark_sent([records["a"].id], OK)
+    both["shop"]["pending"] = 2
+    assert await agrees() == (3, 0, created["b"], both)
+    await outbox.mark_failed([records["b"].id, records["c"].id], OK, None)
+    both = {"shop": {"pending": 1, "dead": 1}, "other": {"pending": 0, "dead": 1}}
+    assert await agrees() == (1, 2, created["d"], both)
+    await outbox.mark_sent([records["d"].id], OK)
+    assert await agrees() == (0, 2, None, {"shop": {"pending": 0, "dead": 1},
+                                           "other": {"pending": 0, "dead": 1}})
 
 
 async def test_concurrent_puts_all_land(outbox: Outbox) -> None:
@@ -260,3 +293,21 @@ async def test_one_failing_write_does_not_fail_the_others(tmp_path: Path) -> Non
         assert "received" not in names  # the failed write's counters went with it
     finally:
         await store.close()
+
+
+async def test_sqlite_backlog_reads_no_delivered_event(tmp_path: Path) -> None:
+    """Probes, gauges and the dashboard read the backlog every few seconds: on SQLite its
+    queries go through the partial indexes, never through the table's delivered rows."""
+    import sqlite3
+
+    from tiktok_gateway.outbox.sqlite import Q
+
+    store = open_outbox(f"sqlite:///{tmp_path}/plan.db")
+    try:
+        await store.put([event("a")])  # creates the schema
+    finally:
+        await store.close()
+    with sqlite3.connect(tmp_path / "plan.db") as conn:
+        for name in ("backlog", "oldest_pending"):
+            steps = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name])]
+            assert not [s for s in steps if s.startswith("SCAN outbox") and "INDEX" not in s], steps

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tiktok_gateway.insights import EMQ_WEIGHTS, data_quality, outcome_totals, tag_health
-from tiktok_gateway.outbox import OutboxStats, RequestLog
+from tiktok_gateway.outbox import Backlog, RequestLog
 
 NOW = 1_800_000_000.0
 MINUTE = int(NOW // 60) - 5
@@ -48,9 +48,9 @@ def test_tag_health_success_rate_latency_and_errors() -> None:
                 log("retry", 40100, "Too many requests", 0.05, NOW - 80),
                 log("retry", 40100, "Too many requests", 0.05, NOW - 20),
                 log("rejected", 40002, "data.0.event_id: Not a valid string", 0.2, NOW - 10)]
-    stats = OutboxStats(by_destination={"shop": {"pending": 3, "dead": 1}})
+    backlog = Backlog(by_destination={"shop": {"pending": 3, "dead": 1}})
     [health] = tag_health(["shop"], counters([("CompletePayment", "delivered", 20)]), requests,
-                          stats, 3600, 60, now=NOW)
+                          backlog, 3600, 60, now=NOW)
     assert health.requests == 5 and health.success_rate == 0.4
     assert health.events_sent == 20
     assert [(e.code, e.count) for e in health.errors] == [(40100, 2), (40002, 1)]

@@ -12,6 +12,7 @@ from . import (
     DEAD,
     PENDING,
     SENT,
+    Backlog,
     CounterKey,
     NewEvent,
     OutboxRecord,
@@ -157,8 +158,8 @@ class InMemoryOutbox:
     async def get(self, id: int) -> OutboxRecord | None:
         return self.records.get(id)
 
-    async def pending(self) -> int:
-        return sum(1 for record in self.records.values() if record.state == PENDING)
+    async def backlog(self) -> Backlog:
+        return Backlog.of(await self.stats())
 
     async def stats(self) -> OutboxStats:
         counts = {PENDING: 0, SENT: 0, DEAD: 0}

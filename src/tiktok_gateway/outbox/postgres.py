@@ -26,7 +26,7 @@ from ..exceptions import OutboxError
 from . import (
     DEAD,
     PENDING,
-    SENT,
+    Backlog,
     CounterKey,
     NewEvent,
     OutboxRecord,
@@ -207,23 +207,17 @@ class PostgresOutbox:
             row = await (await conn.execute(Q["get"], {"id": id})).fetchone()
         return _record(row) if row else None
 
-    async def pending(self) -> int:
-        async with self.connection() as conn:
-            row = await (await conn.execute(Q["pending"])).fetchone()
-        return int(row[0]) if row else 0
+    async def backlog(self) -> Backlog:
+        return Backlog.of(await self._stats(Q["backlog"]))
 
     async def stats(self) -> OutboxStats:
+        return await self._stats(Q["counts"])
+
+    async def _stats(self, counts: str) -> OutboxStats:
         async with self.connection() as conn:
-            counts = await (await conn.execute(Q["counts"])).fetchall()
+            rows = await (await conn.execute(counts)).fetchall()
             oldest = await (await conn.execute(Q["oldest_pending"])).fetchone()
-        totals = {PENDING: 0, SENT: 0, DEAD: 0}
-        by_destination: dict[str, dict[str, int]] = {}
-        for destination, state, count in counts:
-            totals[state] = totals.get(state, 0) + count
-            by_destination.setdefault(destination, {PENDING: 0, SENT: 0, DEAD: 0})[state] = count
-        return OutboxStats(pending=totals[PENDING], sent=totals[SENT], dead=totals[DEAD],
-                           oldest_pending_at=oldest[0] if oldest else None,
-                           by_destination=by_destination)
+        return OutboxStats.from_counts(rows, oldest[0] if oldest else None)
 
     def rate_limiter(self, token: str, qps: float) -> PostgresRateLimiter:
         return PostgresRateLimiter(self, token, qps)

@@ -182,15 +182,21 @@ SELECT id, destination, event_name, event_id, event_time, payload, test_event_co
        attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at
 FROM outbox WHERE id = %(id)s;
 
--- name: pending
--- Read from the partial index on pending events only.
-SELECT COUNT(*) FROM outbox WHERE state = 'pending';
+-- name: backlog
+-- Waiting and dead events per destination, read from the partial indexes alone, however
+-- many delivered events are kept.
+SELECT destination, 'pending', COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY destination
+UNION ALL
+SELECT destination, 'dead', COUNT(*) FROM outbox WHERE state = 'dead' GROUP BY destination;
+
+-- name: oldest_pending
+-- Ids follow created_at to within the moments concurrent writers interleave, so the oldest pending event is the first of some group.
+SELECT created_at FROM outbox WHERE id = (
+    SELECT MIN(first) FROM (SELECT MIN(id) AS first FROM outbox WHERE state = 'pending'
+                            GROUP BY destination, test_event_code) AS firsts);
 
 -- name: counts
 SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;
-
--- name: oldest_pending
-SELECT MIN(created_at) FROM outbox WHERE state = 'pending';
 
 -- name: prune
 DELETE FROM outbox WHERE state = 'sent' AND finished_at < %(before)s;

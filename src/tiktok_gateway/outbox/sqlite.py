@@ -27,7 +27,7 @@ from ..ratelimit import RateLimiter
 from . import (
     DEAD,
     PENDING,
-    SENT,
+    Backlog,
     CounterKey,
     NewEvent,
     OutboxRecord,
@@ -346,21 +346,17 @@ class SQLiteOutbox:
         row = await self._reader.run(lambda conn: conn.execute(Q["get"], {"id": id}).fetchone())
         return _record(row) if row else None
 
-    async def pending(self) -> int:
-        return int(await self._reader.run(lambda conn: conn.execute(Q["pending"]).fetchone()[0]))
+    async def backlog(self) -> Backlog:
+        stats = await self._reader.run(lambda conn: self._stats(conn, Q["backlog"]))
+        return Backlog.of(stats)
 
     async def stats(self) -> OutboxStats:
-        return await self._reader.run(self._stats)
+        return await self._reader.run(lambda conn: self._stats(conn, Q["counts"]))
 
-    def _stats(self, conn: sqlite3.Connection) -> OutboxStats:
-        totals = {PENDING: 0, SENT: 0, DEAD: 0}
-        by_destination: dict[str, dict[str, int]] = {}
-        for destination, state, count in conn.execute(Q["counts"]):
-            totals[state] = totals.get(state, 0) + count
-            by_destination.setdefault(destination, {PENDING: 0, SENT: 0, DEAD: 0})[state] = count
-        oldest = conn.execute(Q["oldest_pending"]).fetchone()[0]
-        return OutboxStats(pending=totals[PENDING], sent=totals[SENT], dead=totals[DEAD],
-                           oldest_pending_at=oldest, by_destination=by_destination)
+    @staticmethod
+    def _stats(conn: sqlite3.Connection, counts: str) -> OutboxStats:
+        oldest = conn.execute(Q["oldest_pending"]).fetchone()
+        return OutboxStats.from_counts(conn.execute(counts), oldest[0] if oldest else None)
 
     def rate_limiter(self, token: str, qps: float) -> RateLimiter:
         """One process owns this store, so a limiter in memory is shared enough."""

@@ -174,15 +174,22 @@ DELETE FROM counters WHERE minute < :minute;
 -- name: prune_requests
 DELETE FROM requests WHERE at < :before;
 
--- name: pending
--- Read from the partial index on pending events only.
-SELECT COUNT(*) FROM outbox WHERE state = 'pending';
+-- name: backlog
+-- Waiting and dead events per destination, read from the partial indexes alone, however
+-- many delivered events are kept.
+-- The redundant `state != 'pending'` lets SQLite see that outbox_finished covers the dead.
+SELECT destination, 'pending', COUNT(*) FROM outbox WHERE state = 'pending' GROUP BY destination
+UNION ALL
+SELECT destination, 'dead', COUNT(*) FROM outbox WHERE state = 'dead' AND state != 'pending' GROUP BY destination;
+
+-- name: oldest_pending
+-- Ids grow with created_at (one writer), so the oldest pending event is the first of some group.
+SELECT created_at FROM outbox WHERE id = (
+    SELECT MIN(first) FROM (SELECT MIN(id) AS first FROM outbox WHERE state = 'pending'
+                            GROUP BY destination, test_event_code));
 
 -- name: counts
 SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;
-
--- name: oldest_pending
-SELECT MIN(created_at) FROM outbox WHERE state = 'pending';
 
 -- name: prune_sent
 DELETE FROM outbox WHERE state = 'sent' AND finished_at < :before;

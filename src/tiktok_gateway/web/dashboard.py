@@ -79,9 +79,9 @@ class Dashboard:
         since = time.time() - insights.WINDOWS[window]
         telemetry = self.gateway.outbox.telemetry
         counters = await telemetry.counters(since)
-        stats = await self.gateway.outbox.stats()
+        backlog = await self.gateway.outbox.backlog()
         health = insights.tag_health([d.name for d in self.gateway.destinations], counters,
-                                     await telemetry.requests(since), stats,
+                                     await telemetry.requests(since), backlog,
                                      insights.WINDOWS[window], insights.BUCKETS[window])
         charts = {h.destination: (
             bar_chart([b.start for b in h.series], [b.requests - b.failed for b in h.series],
@@ -89,9 +89,9 @@ class Dashboard:
             bar_chart([b.start for b in h.series], [b.events for b in h.series],
                       [0] * len(h.series), title=f"events delivered, {h.destination}"))
             for h in health}
-        oldest = time.time() - stats.oldest_pending_at if stats.oldest_pending_at else None
+        oldest = time.time() - backlog.oldest_pending_at if backlog.oldest_pending_at else None
         return self._render(request, "overview.html", window=window, health=health,
-                            charts=charts, stats=stats, oldest=oldest,
+                            charts=charts, backlog=backlog, oldest=oldest,
                             totals=insights.outcome_totals(counters))
 
     async def quality(self, request: Request) -> Response:

@@ -22,16 +22,16 @@ class Readiness:
     async def endpoint(self, request: Request) -> Response:
         problems = []
         try:
-            stats = await self.gateway.outbox.stats()
+            backlog = await self.gateway.outbox.backlog()
         except OutboxError as exc:
             problems.append(f"store unreachable: {exc.message}")
-            stats = None
+            backlog = None
         if not self.gateway.dispatcher.running:
             problems.append("delivery workers are not running")
         body: dict[str, object] = {"status": "ready" if not problems else "not ready", "problems": problems,
                 "demo": self.gateway.demo}
-        if stats:
-            body["pending"], body["dead"] = stats.pending, stats.dead
+        if backlog:
+            body["pending"], body["dead"] = backlog.pending, backlog.dead
         return JSONResponse(body, 200 if not problems else 503)
 
 
