@@ -32,15 +32,21 @@ PROPERTY_FIELDS = ("value", "currency", "contents", "content_type")
 RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED = (
     "received", "duplicate", "delivered", "retried", "dead", "rejected")
 SHARED_ID = "has:shared_event_id"
+HAS_IP_USER_AGENT = "has:ip_user_agent"
 _HAS = {name: f"has:{name}" for name in (*USER_FIELDS, *PROPERTY_FIELDS)}
 
 
-def present_fields(data: dict[str, Any]) -> list[str]:
-    """The user fields and recommended properties a 2.0 item carries."""
+def received_counters(data: dict[str, Any], shared_id: bool) -> tuple[str, ...]:
+    """The counters one received 2.0 item adds to: `received`, and one per user field and
+    recommended property it carries (IP and user agent also as the pair they match as)."""
     user, props = data.get("user") or {}, data.get("properties") or {}
-    fields = [f for f in USER_FIELDS if user.get(f)]
-    fields += [f for f in PROPERTY_FIELDS if props.get(f) not in (None, "", [])]
-    return fields
+    names = [RECEIVED, *(_HAS[f] for f in USER_FIELDS if user.get(f)),
+             *(_HAS[f] for f in PROPERTY_FIELDS if props.get(f) not in (None, "", []))]
+    if user.get("ip") and user.get("user_agent"):
+        names.append(HAS_IP_USER_AGENT)
+    if shared_id:
+        names.append(SHARED_ID)
+    return tuple(names)
 
 
 class Metrics:
@@ -67,24 +73,30 @@ class CounterBatch:
     """The counts of one ingest request, written in the same transaction as its events."""
 
     def __init__(self) -> None:
-        self.counts: dict[CounterKey, int] = {}
+        self._counts: dict[CounterKey, int] = {}
+        # Received events by the set of counters they add to: the events of one request
+        # mostly carry the same fields, so each costs one addition rather than a dozen.
+        self._received: dict[tuple[str, str, tuple[str, ...]], int] = {}
         self._minute = int(time.time() // 60)
+
+    @property
+    def counts(self) -> dict[CounterKey, int]:
+        if self._received:
+            received, self._received = self._received, {}
+            for (destination, event, names), n in received.items():
+                for name in names:
+                    self.add(destination, event, name, n)
+        return self._counts
 
     def add(self, destination: str, event: str, name: str, n: int = 1) -> None:
         key = (self._minute, destination, event, name)
-        self.counts[key] = self.counts.get(key, 0) + n
+        self._counts[key] = self._counts.get(key, 0) + n
 
     def received(self, destination: str, event: str, data: dict[str, Any],
                  shared_id: bool) -> None:
         """An event routed to a destination: count it and the fields it carries."""
-        self.add(destination, event, RECEIVED)
-        fields = present_fields(data)
-        for name in fields:
-            self.add(destination, event, _HAS[name])
-        if "ip" in fields and "user_agent" in fields:  # a match key only as a pair
-            self.add(destination, event, "has:ip_user_agent")
-        if shared_id:
-            self.add(destination, event, SHARED_ID)
+        key = (destination, event, received_counters(data, shared_id))
+        self._received[key] = self._received.get(key, 0) + 1
 
 
 class Telemetry:

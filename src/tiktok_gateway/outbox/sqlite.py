@@ -259,8 +259,10 @@ class SQLiteOutbox:
             first.setdefault(event.dedup_key, index)
         fresh = self._remember(conn, list(first), now)
         stored = [first[e.dedup_key] == i and e.dedup_key in fresh for i, e in enumerate(events)]
-        conn.executemany(Q["insert"], [{**e.__dict__, "sampled": int(e.sampled), "now": now}
-                                       for e, keep in zip(events, stored, strict=True) if keep])
+        conn.executemany(Q["insert"], [
+            (e.destination, e.event_name, e.event_id, e.event_time, e.test_event_code, e.order_id,
+             e.payload, e.inbound, int(e.sampled), now, now)
+            for e, keep in zip(events, stored, strict=True) if keep])
         duplicates = [(e.destination, e.event_name) for e, ok in zip(events, stored, strict=True)
                       if not ok]
         self._count(counters)
