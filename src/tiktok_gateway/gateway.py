@@ -167,7 +167,7 @@ class Gateway:
         now = time.monotonic()
         if now - self._pending_checked > 1.0:
             self._pending_checked = now
-            self._pending = (await self.outbox.backlog()).pending
+            self._pending = await self.outbox.pending()
         return self._pending >= self.settings.storage.max_pending
 
     async def accept(self, raws: Sequence[Any], context: RequestContext) -> IngestResult:

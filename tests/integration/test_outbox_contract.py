@@ -162,6 +162,7 @@ async def test_backlog_agrees_with_stats(outbox: Outbox) -> None:
     async def agrees() -> tuple[int, int, float | None, dict[str, dict[str, int]]]:
         backlog, stats = await outbox.backlog(), await outbox.stats()
         assert backlog == Backlog.of(stats)
+        assert await outbox.pending() == backlog.pending  # the backpressure check agrees
         return backlog.pending, backlog.dead, backlog.oldest_pending_at, backlog.by_destination
 
     created = {event_id: record.created_at for event_id, record in records.items()}

@@ -227,6 +227,11 @@ class Outbox(Protocol):
         event, which takes a noticeable time with a million delivered ones kept."""
         ...
 
+    async def pending(self) -> int:
+        """The backlog's pending count alone: ingest checks it every second for backpressure,
+        and with a million waiting it costs a fifth of the whole backlog."""
+        ...
+
     @property
     def telemetry(self) -> TelemetryStore: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from ..ratelimit import RateLimiter
@@ -161,18 +162,14 @@ class InMemoryOutbox:
     async def backlog(self) -> Backlog:
         return Backlog.of(await self.stats())
 
+    async def pending(self) -> int:
+        return sum(1 for record in self.records.values() if record.state == PENDING)
+
     async def stats(self) -> OutboxStats:
-        counts = {PENDING: 0, SENT: 0, DEAD: 0}
-        by_destination: dict[str, dict[str, int]] = {}
-        oldest = None
-        for record in self.records.values():
-            counts[record.state] += 1
-            per = by_destination.setdefault(record.destination, {PENDING: 0, SENT: 0, DEAD: 0})
-            per[record.state] += 1
-            if record.state == PENDING and (oldest is None or record.created_at < oldest):
-                oldest = record.created_at
-        return OutboxStats(pending=counts[PENDING], sent=counts[SENT], dead=counts[DEAD],
-                           oldest_pending_at=oldest, by_destination=by_destination)
+        counts = Counter((r.destination, r.state) for r in self.records.values())
+        oldest = min((r.created_at for r in self.records.values() if r.state == PENDING),
+                     default=None)
+        return OutboxStats.from_counts(((*key, n) for key, n in counts.items()), oldest)
 
     def rate_limiter(self, token: str, qps: float) -> RateLimiter:
         """One process owns this store, so a limiter in memory is shared enough."""

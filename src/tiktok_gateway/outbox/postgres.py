@@ -187,8 +187,8 @@ class PostgresOutbox:
 
     async def replay(self, destination: str | None = None, since: float | None = None,
                      ids: Sequence[int] | None = None) -> int:
-        if destination is not None and "\x00" in destination:
-            return 0  # as in find: no stored destination can hold NUL
+        if _holds_nul(destination):
+            return 0
         async with self.connection() as conn:
             cursor = await conn.execute(Q["replay"], {
                 "now": time.time(), "destination": destination, "since": since,
@@ -196,8 +196,8 @@ class PostgresOutbox:
             return cursor.rowcount
 
     async def find(self, query: RecordQuery) -> list[OutboxRecord]:
-        if any("\x00" in value for value in query.__dict__.values() if isinstance(value, str)):
-            return []  # PostgreSQL text cannot hold NUL, so no stored record can match
+        if _holds_nul(*query.__dict__.values()):
+            return []
         async with self.connection() as conn:
             cursor = await conn.execute(Q["find"], query.__dict__)
             return [_record(row) for row in await cursor.fetchall()]
@@ -209,6 +209,11 @@ class PostgresOutbox:
 
     async def backlog(self) -> Backlog:
         return Backlog.of(await self._stats(Q["backlog"]))
+
+    async def pending(self) -> int:
+        async with self.connection() as conn:
+            row = await (await conn.execute(Q["pending"])).fetchone()
+        return int(row[0]) if row else 0
 
     async def stats(self) -> OutboxStats:
         return await self._stats(Q["counts"])
@@ -226,6 +231,12 @@ class PostgresOutbox:
         if self._opened:
             await self._pool.close()
             self._opened = False
+
+
+def _holds_nul(*values: object) -> bool:
+    """Whether a text to match holds NUL: PostgreSQL text cannot, so it would fail the query
+    where the answer is plainly that nothing stored matches."""
+    return any(isinstance(value, str) and "\x00" in value for value in values)
 
 
 async def _add_counters(conn: psycopg.AsyncConnection[Any],

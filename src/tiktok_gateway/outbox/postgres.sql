@@ -189,6 +189,9 @@ SELECT destination, 'pending', COUNT(*) FROM outbox WHERE state = 'pending' GROU
 UNION ALL
 SELECT destination, 'dead', COUNT(*) FROM outbox WHERE state = 'dead' GROUP BY destination;
 
+-- name: pending
+SELECT COUNT(*) FROM outbox WHERE state = 'pending';
+
 -- name: oldest_pending
 -- Ids follow created_at to within the moments concurrent writers interleave, so the oldest pending event is the first of some group.
 SELECT created_at FROM outbox WHERE id = (

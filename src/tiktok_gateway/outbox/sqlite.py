@@ -352,6 +352,9 @@ class SQLiteOutbox:
         stats = await self._reader.run(lambda conn: self._stats(conn, Q["backlog"]))
         return Backlog.of(stats)
 
+    async def pending(self) -> int:
+        return int(await self._reader.run(lambda conn: conn.execute(Q["pending"]).fetchone()[0]))
+
     async def stats(self) -> OutboxStats:
         return await self._reader.run(lambda conn: self._stats(conn, Q["counts"]))
 

@@ -182,6 +182,9 @@ SELECT destination, 'pending', COUNT(*) FROM outbox WHERE state = 'pending' GROU
 UNION ALL
 SELECT destination, 'dead', COUNT(*) FROM outbox WHERE state = 'dead' AND state != 'pending' GROUP BY destination;
 
+-- name: pending
+SELECT COUNT(*) FROM outbox WHERE state = 'pending';
+
 -- name: oldest_pending
 -- Ids grow with created_at (one writer), so the oldest pending event is the first of some group.
 SELECT created_at FROM outbox WHERE id = (
