@@ -25,14 +25,14 @@ SCRIPT = Path(__file__).with_name("other_clients.py")
 
 async def ours(sandbox_url: str, count: int, workdir: Path) -> float:
     from tiktok_gateway.dispatch import Dispatcher, DispatchSettings, Sender
-    from tiktok_gateway.outbox import NewEvent, open_outbox
+    from tiktok_gateway.outbox import NewEvent, open_store
     from tiktok_gateway.pipeline import TransformOptions, transform
     from tiktok_gateway.ratelimit import RateLimiter
     from tiktok_gateway.retry import RetryPolicy
-    from tiktok_gateway.serving import freeze_startup_objects
     from tiktok_gateway.tiktok.client import TikTokClient
+    from tiktok_gateway.web.server import freeze_startup_objects
 
-    outbox = open_outbox(f"sqlite:///{workdir}/delivery.db")
+    outbox = open_store(f"sqlite:///{workdir}/delivery.db").outbox
     options = TransformOptions()
     items = [transform(raw, options) for raw in data.events(count, unique_customers=True)]
     await outbox.put([NewEvent("shop", i.name, i.event_id, i.data["event_time"],

@@ -58,8 +58,7 @@ def pytt(count: int, unique: bool) -> float:
 
 
 def _fresh_ours(events: list[dict[str, Any]]) -> float:
-    from tiktok_gateway.identity import clear_caches
-    from tiktok_gateway.pipeline import normalise_ip
+    from tiktok_gateway.identity import clear_caches, normalise_ip
 
     clear_caches()  # every customer is seen for the first time in the measured run
     normalise_ip.cache_clear()

@@ -16,8 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .exceptions import ConfigError
-from .mapping import NameMapping
-from .pipeline import TransformOptions
+from .outbox import SCHEMES, StoreOptions
 from .tiktok import schema
 
 DEFAULT_CONFIG_PATH = "gateway.toml"
@@ -52,9 +51,14 @@ class StorageSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
+        if not value.startswith(SCHEMES):
             raise ValueError("must start with sqlite:///, postgresql:// or memory://")
         return value
+
+    def options(self, delivery: DeliverySettings) -> StoreOptions:
+        return StoreOptions(dedup_window=delivery.dedup_window_hours * 3600,
+                            retention=self.retention_days * 86400, synchronous=self.synchronous,
+                            auto_migrate=self.auto_migrate, pool_size=self.pool_size)
 
 
 class ServerSettings(_Section):
@@ -70,6 +74,7 @@ class TikTokSettings(_Section):
     timeout: float = Field(default=10.0, gt=0)
     rate_limit_qps: float = Field(default=1000.0, gt=0)
     partner_name: str = "tiktok-gateway"
+    max_request_bytes: int = Field(default=schema.MAX_REQUEST_BYTES, ge=10_000)
 
 
 class DeliverySettings(_Section):
@@ -79,6 +84,7 @@ class DeliverySettings(_Section):
     lease_seconds: float = Field(default=60, gt=0)
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
+    rate_limit_pause_seconds: float = Field(default=1.0, gt=0)
     max_event_age_days: float = Field(default=7, gt=0)
     dedup_window_hours: float = Field(default=48, ge=0)
 
@@ -132,16 +138,6 @@ class DestinationSettings(_Section):
     fill_client_context: bool = True
     filters: FilterSettings = Field(default_factory=FilterSettings)
 
-    def transform_options(self, delivery: DeliverySettings) -> TransformOptions:
-        names = NameMapping(self.purchase_event, self.lead_event, dict(self.event_names))
-        return TransformOptions(
-            names=names,
-            phone_region=self.phone_region,
-            lowercase_external_id=self.lowercase_external_id,
-            property_map=dict(self.property_map),
-            max_age_seconds=int(delivery.max_event_age_days * 86400),
-        )
-
 
 class Settings(_Section):
     """The whole configuration of one gateway process."""
@@ -164,12 +160,6 @@ class Settings(_Section):
         if duplicates:
             raise ValueError(f"destination names must be unique: {', '.join(duplicates)}")
         return value
-
-    def destination(self, name: str) -> DestinationSettings:
-        for dest in self.destinations:
-            if dest.name == name:
-                return dest
-        raise ConfigError(f"no destination named {name!r}")
 
 
 def load_settings(path: str | Path) -> Settings:

@@ -1,9 +1,10 @@
 """Workers that move events from the outbox to TikTok.
 
-Each worker: claim a batch (one destination, one test code) -> send -> mark it sent,
-retry it later, or dead-letter it. A batch TikTok rejects is split in halves until the
-bad events are isolated, so one poison event never holds back the rest. A rate limiter
-per access token keeps under TikTok's QPS and pauses on 40100 or 429.
+Each worker: claim a batch (one destination, one test code) -> send it in requests under
+the byte limit -> mark it sent, or ask `retry.py` what a failure means: retry later (after
+pausing the token on a rate limit), split to isolate bad events (so one poison event never
+holds back the rest), or dead-letter. A rate limiter per access token keeps under TikTok's
+QPS. The dispatcher decides nothing about TikTok's codes itself.
 """
 
 from __future__ import annotations
@@ -13,20 +14,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .exceptions import DeliveryError, RateLimited, TransportError
-from .observe import DEAD, DELIVERED, RETRIED, Telemetry
+from .exceptions import DeliveryError, TransportError
 from .outbox import Outbox, OutboxRecord, Outcome, RequestLog
 from .ratelimit import Limiter
-from .retry import RetryPolicy
+from .retry import Action, RetryPolicy
+from .telemetry import DEAD, DELIVERED, RETRIED, Telemetry
 from .tiktok import schema
 from .tiktok.client import Delivery, TikTokClient
 
 logger = logging.getLogger("tiktok_gateway.dispatch")
-
-# Codes where splitting cannot help: the whole request is refused for who sent it.
-AUTH_CODES = frozenset({schema.CODE_NO_PERMISSION, schema.CODE_BAD_TOKEN, schema.CODE_NOT_FOUND})
 
 
 @dataclass
@@ -47,22 +45,7 @@ class DispatchSettings:
     workers: int = 2
     lease: float = 60.0
     poll_interval: float = 1.0
-    rate_limit_pause: float = 1.0
-
-
-@dataclass
-class DeliveryCounts:
-    """Running totals for this process (the dashboard reads the store for all processes)."""
-
-    requests: int = 0
-    delivered: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    by_code: dict[str, int] = field(default_factory=dict)
-
-    def count(self, code: int | None) -> None:
-        key = "network" if code is None else str(code)
-        self.by_code[key] = self.by_code.get(key, 0) + 1
+    max_request_bytes: int = schema.MAX_REQUEST_BYTES
 
 
 class Dispatcher:
@@ -76,7 +59,6 @@ class Dispatcher:
         self.senders = senders
         self.policy = policy
         self.settings = settings or DispatchSettings()
-        self.counts = DeliveryCounts()
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -139,12 +121,20 @@ class Dispatcher:
         return handled
 
     async def deliver(self, records: Sequence[OutboxRecord]) -> None:
-        """Send one claimed batch and record what happened to each event."""
+        """Send one claimed batch, in requests under the byte limit, and record what happened
+        to each event."""
         sender = self.senders.get(records[0].destination)
         if sender is None:
             outcome = Outcome(None, f"destination {records[0].destination!r} is not configured")
             await self._dead_letter(records, outcome)
             return
+        budget = self.settings.max_request_bytes - schema.envelope_bytes(
+            sender.pixel_id, test_event_code=records[0].test_event_code or None,
+            event_source=sender.event_source, partner_name=sender.client.partner_name)
+        for run in schema.byte_chunks([len(r.payload) for r in records], budget):
+            await self._deliver_request(sender, records[run])
+
+    async def _deliver_request(self, sender: Sender, records: Sequence[OutboxRecord]) -> None:
         started = time.perf_counter()
         try:
             delivery = await self._send(sender, records)
@@ -183,17 +173,14 @@ class Dispatcher:
         body = schema.build_request_bytes(
             sender.pixel_id, [r.payload for r in records], test_event_code=test_code,
             event_source=sender.event_source, partner_name=sender.client.partner_name)
-        self.counts.requests += 1
         return await sender.client.send_bytes(body, len(records))
 
     async def _delivered(self, records: Sequence[OutboxRecord], delivery: Delivery) -> None:
         response = delivery.response
-        self.counts.count(response.code)
         outcome = Outcome(response.code, response.message, response.request_id)
         failed = response.failed_indexes() if delivery.partial else {}
         ok = [r for i, r in enumerate(records) if i not in failed]
         await self.outbox.mark_sent([r.id for r in ok], outcome)
-        self.counts.delivered += len(ok)
         self._tally(ok, DELIVERED)
         for index, message in failed.items():
             if index < len(records):
@@ -202,18 +189,19 @@ class Dispatcher:
 
     async def _failed(self, sender: Sender, records: Sequence[OutboxRecord],
                       exc: DeliveryError) -> None:
-        code = getattr(exc, "code", None)
-        self.counts.count(code)
-        outcome = Outcome(code, getattr(exc, "tiktok_message", exc.message),
+        retry_after = getattr(exc, "retry_after", None)
+        verdict = self.policy.after_failure(exc.answer, batch_size=len(records),
+                                            retry_after=retry_after)
+        outcome = Outcome(getattr(exc, "code", None), getattr(exc, "tiktok_message", exc.message),
                           getattr(exc, "request_id", None))
-        if exc.retryable:
-            if isinstance(exc, RateLimited):
-                sender.limiter.pause(exc.retry_after or self.settings.rate_limit_pause)
-            await self._retry(records, outcome, getattr(exc, "retry_after", None))
-        elif len(records) > 1 and code not in AUTH_CODES:
+        if verdict.pause:
+            sender.limiter.pause(verdict.pause)
+        if verdict.action is Action.RETRY:
+            await self._retry(records, outcome, retry_after)
+        elif verdict.action is Action.SPLIT:
             middle = len(records) // 2  # isolate the bad events; deliver the rest
-            await self.deliver(records[:middle])
-            await self.deliver(records[middle:])
+            await self._deliver_request(sender, records[:middle])
+            await self._deliver_request(sender, records[middle:])
         else:
             await self._dead_letter(records, outcome)
 
@@ -232,12 +220,10 @@ class Dispatcher:
         retrying = [r for r in records if r not in expired]
         if retrying:
             await self.outbox.mark_failed([r.id for r in retrying], outcome, retry_at)
-            self.counts.retried += len(retrying)
             self._tally(retrying, RETRIED)
 
     async def _dead_letter(self, records: Sequence[OutboxRecord], outcome: Outcome) -> None:
         await self.outbox.mark_failed([r.id for r in records], outcome, None)
-        self.counts.dead_lettered += len(records)
         self._tally(records, DEAD)
         logger.warning("dead-lettered %d event(s) for %s: %s %s", len(records),
                        records[0].destination, outcome.code, outcome.message)

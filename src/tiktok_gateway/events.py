@@ -3,8 +3,8 @@
 Close to TikTok's 2.0 `data[]` item so it is familiar, but lenient where shops differ:
 GA4 event names and `items`, numeric ids, times in seconds, milliseconds or ISO 8601,
 amounts as strings, currencies in any case. Everything behind `parse_event` trusts the
-`Event` it returns. The model holds raw personal data in memory only; `pipeline`
-hashes it before anything is stored.
+`Event` it returns, and each event is parsed once. The model holds raw personal data in
+memory only; `identity` hashes it before anything is stored.
 """
 
 from __future__ import annotations
@@ -202,24 +202,14 @@ class Event(_Model):
 _validate_event: Callable[[Any], Event] = Event.__pydantic_validator__.validate_python
 
 
-def parse_event(raw: Any, property_map: dict[str, str] | None = None) -> Event:
+def parse_event(raw: Any) -> Event:
     """Validate one inbound event, or raise InvalidEvent naming each bad field."""
     if not isinstance(raw, dict):
         raise InvalidEvent([FieldError("event", "must be a JSON object")])
-    if property_map:
-        raw = _rename_properties(raw, property_map)
     try:
         return _validate_event(raw)
     except ValidationError as exc:
         raise InvalidEvent(_field_errors(exc)) from None
-
-
-def _rename_properties(raw: dict[str, Any], property_map: dict[str, str]) -> dict[str, Any]:
-    props = raw.get("properties")
-    if not isinstance(props, dict):
-        return raw
-    renamed = {property_map.get(k, k): v for k, v in props.items()}
-    return {**raw, "properties": renamed}
 
 
 def _field_errors(exc: ValidationError) -> list[FieldError]:

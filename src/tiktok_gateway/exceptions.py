@@ -4,7 +4,8 @@
   * ConfigError         raised at startup, never while running
   * InvalidEvent        an inbound event failed validation (ingest answers 4xx); .errors
   * OutboxError         the store failed; the driver's error is kept as __cause__
-  * DeliveryError       talking to TikTok failed; .retryable says whether to try again
+  * DeliveryError       talking to TikTok failed; .answer is its kind in tiktok/codes.py
+                        (.retryable for short); retry.py decides what follows
     * TransportError    timeout or network failure, or a 5xx page; retryable
     * RateLimited       HTTP 429 or TikTok code 40100; retryable; .retry_after
     * APIError          TikTok answered with a non-zero code; .code, .message, .request_id
@@ -16,6 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .tiktok.codes import Answer
+
+
+def _codes() -> ModuleType:
+    """The code table, imported when an error is made: importing it with this module would
+    import the TikTok client, which imports this module."""
+    from .tiktok import codes
+
+    return codes
 
 
 @dataclass(frozen=True)
@@ -62,26 +76,32 @@ class OutboxError(GatewayError):
 class DeliveryError(GatewayError):
     """Sending events to TikTok failed."""
 
-    retryable = False
+    answer: Answer  # set by each subclass
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        self.answer = _codes().Answer.BAD_REQUEST
+
+    @property
+    def retryable(self) -> bool:
+        return self.answer.retryable
 
 
 class TransportError(DeliveryError):
     """TikTok could not be reached, timed out, or answered with a server error."""
 
-    retryable = True
-
     def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
         super().__init__(message)
+        self.answer = _codes().Answer.RETRY_LATER
         self.status = status
 
 
 class APIError(DeliveryError):
     """TikTok answered with a non-zero code."""
 
-    retryable = True
-
     def __init__(self, code: int, message: str, request_id: str | None = None) -> None:
         super().__init__(f"TikTok code {code}: {message}")
+        self.answer = _codes().answer_for_code(code)
         self.code = code
         self.tiktok_message = message
         self.request_id = request_id
@@ -89,8 +109,6 @@ class APIError(DeliveryError):
 
 class RateLimited(APIError):
     """TikTok throttled the request (HTTP 429 or code 40100)."""
-
-    retryable = True
 
     def __init__(
         self,
@@ -101,13 +119,19 @@ class RateLimited(APIError):
         retry_after: float | None = None,
     ) -> None:
         super().__init__(code, message, request_id)
+        self.answer = _codes().Answer.RATE_LIMITED
         self.retry_after = retry_after
 
 
 class RejectedRequest(APIError):
     """TikTok rejected the request for good: fix the token, pixel or payload first."""
 
-    retryable = False
+    def __init__(self, code: int, message: str, request_id: str | None = None) -> None:
+        super().__init__(code, message, request_id)
+        answers = _codes().Answer
+        if self.answer.retryable or self.answer in (answers.SUCCESS, answers.PARTIAL):
+            # A refusal whose code alone would not say so (code 0 on an HTTP error status).
+            self.answer = answers.BAD_REQUEST
 
 
 class DropEvent(BaseException):  # noqa: N818 - a signal, named like structlog's

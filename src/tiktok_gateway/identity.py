@@ -1,7 +1,8 @@
 """Normalise and SHA-256 hash customer data exactly as TikTok expects.
 
 Raw personal data ends here: every function returns either a lower-case hex SHA-256
-or nothing, plus a reason when a value was dropped. Rules (see docs/events.md):
+or nothing, plus a reason when a value was dropped; `hash_user` builds TikTok's whole
+`user` object this way, with IP addresses in their canonical text. Rules (docs/events.md):
 
 * email: trim, lowercase, then hash; a value that is not an email is dropped;
 * phone: E.164 with the leading `+` (via `phonenumbers`, with a default region for
@@ -13,13 +14,17 @@ or nothing, plus a reason when a value was dropped. Rules (see docs/events.md):
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberDesc
 
+from .events import User
+from .exceptions import FieldError
 from .tiktok.schema import SHA256_HEX_ANY_CASE
 
 # Deliberately loose: one @, something on each side, a dot in the domain, no spaces.
@@ -183,3 +188,76 @@ def clear_caches() -> None:
     """Forget every cached value (benchmarks measure first sight of each customer this way)."""
     for cached in (hash_email, hash_phone, normalise_phone, hash_external_id):
         cached.cache_clear()
+
+
+_USER_FIELDS = frozenset(User.__annotations__)
+
+
+def hash_user(user: User, warnings: list[FieldError], *, phone_region: str | None = None,
+              lowercase_external_id: bool = False) -> dict[str, Any]:
+    """TikTok's `user` object: email, phone, external_id hashed; the rest as received.
+
+    Each value dropped on the way (an invalid email, an impossible number) is named in
+    `warnings`; raw values never leave this function.
+    """
+    out: dict[str, Any] = {}
+    emails, phones, external_ids = user.get("email"), user.get("phone"), user.get("external_id")
+    if emails:
+        _put_hashes(out, "email", [hash_email(v) for v in emails], warnings)
+    if phones:
+        _put_hashes(out, "phone", [hash_phone(v, phone_region) for v in phones], warnings)
+    if external_ids:
+        _put_hashes(out, "external_id",
+                    [hash_external_id(v, lowercase_external_id) for v in external_ids], warnings)
+    for key in ("ttclid", "ttp", "user_agent", "locale"):
+        value = user.get(key)
+        if value:
+            out[key] = value
+    ip = user.get("ip")
+    if ip:
+        _add_ip(ip, out, warnings)
+    if len(user) > len(out):  # cheap test first: unknown keys are rare
+        for key in sorted(set(user) - _USER_FIELDS):
+            warnings.append(FieldError(f"user.{key}", "unknown user field: not sent"))
+    return out
+
+
+def _put_hashes(out: dict[str, Any], key: str, results: list[Hashed],
+                warnings: list[FieldError]) -> None:
+    """Keep each distinct hash; name each dropped value (`user.email.1`) in a warning."""
+    if len(results) == 1 and results[0].value is not None:  # the usual case, kept short
+        out[key] = [results[0].value]
+        return
+    hashes: list[str] = []
+    for i, result in enumerate(results):
+        if result.value is None:
+            path = f"user.{key}" if len(results) == 1 else f"user.{key}.{i}"
+            warnings.append(FieldError(path, result.problem or "dropped"))
+        elif result.value not in hashes:
+            hashes.append(result.value)
+    if hashes:
+        out[key] = hashes
+
+
+def _add_ip(ip: str, out: dict[str, Any], warnings: list[FieldError]) -> None:
+    normalised = normalise_ip(ip)
+    if normalised is None:
+        warnings.append(FieldError("user.ip", "not a valid IPv4 or IPv6 address; dropped"))
+    else:
+        out["ip"] = normalised
+
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# Dotted-quad IPv4 without leading zeros: already its own canonical text.
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+@lru_cache(maxsize=16384)
+def normalise_ip(ip: str) -> str | None:
+    """The canonical text of an IPv4 or IPv6 address (cached: shops see the same IPs often)."""
+    if _CANONICAL_IPV4.fullmatch(ip):
+        return ip
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None

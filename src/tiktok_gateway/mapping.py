@@ -1,8 +1,12 @@
 """Client event names and parameters to TikTok's, and the deterministic event_id.
 
-The built-in table covers GA4 e-commerce names, Segment's spec names and TikTok's own
-names in any case. A destination can override any entry and choose `Purchase` or the
+Names: the built-in table covers GA4 e-commerce names, Segment's spec names and TikTok's
+own names in any case. A destination can override any entry and choose `Purchase` or the
 older `CompletePayment` for a completed order, `Lead` or `SubmitForm` for a lead.
+
+Parameters: a destination's `property_map` renames the sender's property keys before the
+event is parsed (`rename_properties`); `tiktok_properties` then builds TikTok's
+`properties`, with GA4 `items` as `contents`.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
+from .events import Item, Properties
+from .exceptions import FieldError
 from .tiktok import schema
 
 PURCHASE = "<purchase>"  # resolved per destination: CompletePayment (default) or Purchase
@@ -113,3 +120,65 @@ def deterministic_event_id(order_id: str, tiktok_name: str) -> str:
 
 def random_event_id() -> str:
     return uuid.uuid4().hex
+
+
+def rename_properties(raw: Any, property_map: dict[str, str]) -> Any:
+    """The raw event with its property keys renamed (`{"total": "value"}`), before parsing."""
+    if not property_map or not isinstance(raw, dict):
+        return raw
+    props = raw.get("properties")
+    if not isinstance(props, dict):
+        return raw
+    return {**raw, "properties": {property_map.get(k, k): v for k, v in props.items()}}
+
+
+# Properties the pipeline reads itself; any other key is a custom property, passed through.
+_PROPERTY_FIELDS = frozenset(Properties.__annotations__)
+_COPIED_PROPERTIES = ("value", "currency", "num_items", "order_id", "shop_id", "description")
+_ITEM_TO_CONTENT = (("item_id", "content_id"), ("item_name", "content_name"),
+                    ("item_category", "content_category"), ("item_brand", "brand"),
+                    ("price", "price"), ("quantity", "quantity"))
+
+
+def tiktok_properties(props: Properties, name: str, warnings: list[FieldError]) -> dict[str, Any]:
+    """TikTok's `properties` for an event named `name`: contents from TikTok's or GA4's
+    items, the recommended fields, the rest passed through as custom properties."""
+    out: dict[str, Any] = {k: v for k, v in props.items() if k not in _PROPERTY_FIELDS}
+    given = props.get("contents")
+    contents: list[dict[str, Any]] = (
+        [{k: v for k, v in c.items() if v is not None} for c in given] if given
+        else [_to_content(item) for item in props.get("items") or ()])
+    content_type, content_ids = props.get("content_type"), props.get("content_ids")
+    if contents:
+        out["contents"] = contents
+        out["content_type"] = content_type or "product"
+        ids = content_ids or [c["content_id"] for c in contents if c.get("content_id")]
+        if ids:
+            out["content_ids"] = ids
+    elif content_ids:
+        out["content_ids"] = content_ids
+        out["content_type"] = content_type or "product"
+    for key in _COPIED_PROPERTIES:
+        value = props.get(key)
+        if value is not None:
+            out[key] = value
+    search = props.get("search_string") or props.get("query")
+    if search:  # 2.0 reads search_string; integrations still send the legacy query too
+        out["search_string"] = out["query"] = search
+    _value_advice(out, name, warnings)
+    return out
+
+
+def _to_content(item: Item) -> dict[str, Any]:
+    """TikTok's content item for a GA4 item."""
+    return {ours: item[theirs] for theirs, ours in _ITEM_TO_CONTENT  # type: ignore[literal-required]
+            if item.get(theirs) is not None}
+
+
+def _value_advice(props: dict[str, Any], name: str, warnings: list[FieldError]) -> None:
+    if "value" in props and "currency" not in props:
+        warnings.append(FieldError("properties.currency",
+                                   "value without currency: TikTok cannot use the value"))
+    elif name in schema.VALUE_EVENTS and "value" not in props:
+        warnings.append(FieldError("properties.value",
+                                   f"recommended for {name}: value and currency"))

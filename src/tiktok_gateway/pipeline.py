@@ -1,23 +1,24 @@
 """From an inbound event to TikTok's 2.0 `data[]` item, per destination.
 
-`transform()` parses, checks the time, maps the name, and normalises and hashes the
-customer data: raw personal data ends here. A `Route` adds a destination's filters
-(consent, event names, set-up session), each a small callable that raises `DropEvent`,
-as structlog's processors do.
+A `Route` is one destination's processing: check the event's time, run its filters
+(consent, event names, set-up session: small callables that raise `DropEvent`, as
+structlog's processors do) on the parsed event, before any hashing work; then map the
+name and parameters (`mapping`) and normalise and hash the customer data (`identity`):
+raw personal data ends there. `transform()` is the same without filters, for one raw event.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from . import identity, mapping
-from .events import Event, Item, Properties, User, parse_event
+from .config import DeliverySettings, DestinationSettings
+from .events import Event, parse_event
 from .exceptions import DropEvent, FieldError, InvalidEvent
 from .tiktok import schema
 
@@ -57,12 +58,17 @@ class Transformed:
 
 def transform(raw: Any, options: TransformOptions, *, now: float | None = None) -> Transformed:
     """Validate, map, normalise and hash one raw inbound event; raise InvalidEvent."""
-    return to_tiktok(parse_event(raw, options.property_map), options, now=now)
+    event = parse_event(mapping.rename_properties(raw, options.property_map))
+    return to_tiktok(event, options, now=now)
 
 
 def to_tiktok(event: Event, options: TransformOptions, *, now: float | None = None) -> Transformed:
     """The 2.0 `data[]` item for a parsed event."""
     _check_time(event.event_time, time.time() if now is None else now, options)
+    return _map_and_hash(event, options)
+
+
+def _map_and_hash(event: Event, options: TransformOptions) -> Transformed:
     warnings: list[FieldError] = []
     name, known = options.names.tiktok_name(event.event)
     if not known:
@@ -73,10 +79,11 @@ def to_tiktok(event: Event, options: TransformOptions, *, now: float | None = No
         "event_time": event.event_time,
         "event_id": _event_id(event, name, warnings),
     }
-    user = hash_user(event.user, options, warnings)
+    user = identity.hash_user(event.user, warnings, phone_region=options.phone_region,
+                              lowercase_external_id=options.lowercase_external_id)
     if user:
         data["user"] = user
-    data["properties"] = _properties(event.properties, name, warnings)
+    data["properties"] = mapping.tiktok_properties(event.properties, name, warnings)
     if event.page is not None:
         data["page"] = {k: v for k, v in event.page.items() if v is not None}
     if event.limited_data_use is not None:
@@ -104,136 +111,10 @@ def _event_id(event: Event, name: str, warnings: list[FieldError]) -> str:
     return mapping.random_event_id()
 
 
-# --- user ----------------------------------------------------------------------------------
+# --- destination filters: they see the parsed event, before any hashing -----------------
 
 
-_USER_FIELDS = frozenset(User.__annotations__)
-
-
-def hash_user(user: User, options: TransformOptions, warnings: list[FieldError]) -> dict[str, Any]:
-    """TikTok's `user` object: email, phone, external_id hashed; the rest as received."""
-    out: dict[str, Any] = {}
-    emails, phones, external_ids = user.get("email"), user.get("phone"), user.get("external_id")
-    if emails:
-        _put_hashes(out, "email", [identity.hash_email(v) for v in emails], warnings)
-    if phones:
-        region = options.phone_region
-        _put_hashes(out, "phone", [identity.hash_phone(v, region) for v in phones], warnings)
-    if external_ids:
-        lower = options.lowercase_external_id
-        _put_hashes(out, "external_id",
-                    [identity.hash_external_id(v, lower) for v in external_ids], warnings)
-    for key in ("ttclid", "ttp", "user_agent", "locale"):
-        value = user.get(key)
-        if value:
-            out[key] = value
-    ip = user.get("ip")
-    if ip:
-        _add_ip(ip, out, warnings)
-    if len(user) > len(out):  # cheap test first: unknown keys are rare
-        for key in sorted(set(user) - _USER_FIELDS):
-            warnings.append(FieldError(f"user.{key}", "unknown user field: not sent"))
-    return out
-
-
-def _put_hashes(out: dict[str, Any], key: str, results: list[identity.Hashed],
-                warnings: list[FieldError]) -> None:
-    """Keep each distinct hash; name each dropped value (`user.email.1`) in a warning."""
-    if len(results) == 1 and results[0].value is not None:  # the usual case, kept short
-        out[key] = [results[0].value]
-        return
-    hashes: list[str] = []
-    for i, result in enumerate(results):
-        if result.value is None:
-            path = f"user.{key}" if len(results) == 1 else f"user.{key}.{i}"
-            warnings.append(FieldError(path, result.problem or "dropped"))
-        elif result.value not in hashes:
-            hashes.append(result.value)
-    if hashes:
-        out[key] = hashes
-
-
-def _add_ip(ip: str, out: dict[str, Any], warnings: list[FieldError]) -> None:
-    normalised = normalise_ip(ip)
-    if normalised is None:
-        warnings.append(FieldError("user.ip", "not a valid IPv4 or IPv6 address; dropped"))
-    else:
-        out["ip"] = normalised
-
-
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-# Dotted-quad IPv4 without leading zeros: already its own canonical text.
-_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-
-
-@lru_cache(maxsize=16384)
-def normalise_ip(ip: str) -> str | None:
-    """The canonical text of an IPv4 or IPv6 address (cached: shops see the same IPs often)."""
-    if _CANONICAL_IPV4.fullmatch(ip):
-        return ip
-    try:
-        return str(ipaddress.ip_address(ip))
-    except ValueError:
-        return None
-
-
-# --- properties ----------------------------------------------------------------------------
-
-
-# Properties the pipeline reads itself; any other key is a custom property, passed through.
-_PROPERTY_FIELDS = frozenset(Properties.__annotations__)
-_COPIED_PROPERTIES = ("value", "currency", "num_items", "order_id", "shop_id", "description")
-_ITEM_TO_CONTENT = (("item_id", "content_id"), ("item_name", "content_name"),
-                    ("item_category", "content_category"), ("item_brand", "brand"),
-                    ("price", "price"), ("quantity", "quantity"))
-
-
-def _properties(props: Properties, name: str, warnings: list[FieldError]) -> dict[str, Any]:
-    out: dict[str, Any] = {k: v for k, v in props.items() if k not in _PROPERTY_FIELDS}
-    given = props.get("contents")
-    contents: list[dict[str, Any]] = (
-        [{k: v for k, v in c.items() if v is not None} for c in given] if given
-        else [_to_content(item) for item in props.get("items") or ()])
-    content_type, content_ids = props.get("content_type"), props.get("content_ids")
-    if contents:
-        out["contents"] = contents
-        out["content_type"] = content_type or "product"
-        ids = content_ids or [c["content_id"] for c in contents if c.get("content_id")]
-        if ids:
-            out["content_ids"] = ids
-    elif content_ids:
-        out["content_ids"] = content_ids
-        out["content_type"] = content_type or "product"
-    for key in _COPIED_PROPERTIES:
-        value = props.get(key)
-        if value is not None:
-            out[key] = value
-    search = props.get("search_string") or props.get("query")
-    if search:  # 2.0 reads search_string; integrations still send the legacy query too
-        out["search_string"] = out["query"] = search
-    _value_advice(out, name, warnings)
-    return out
-
-
-def _to_content(item: Item) -> dict[str, Any]:
-    """TikTok's content item for a GA4 item."""
-    return {ours: item[theirs] for theirs, ours in _ITEM_TO_CONTENT  # type: ignore[literal-required]
-            if item.get(theirs) is not None}
-
-
-def _value_advice(props: dict[str, Any], name: str, warnings: list[FieldError]) -> None:
-    if "value" in props and "currency" not in props:
-        warnings.append(FieldError("properties.currency",
-                                   "value without currency: TikTok cannot use the value"))
-    elif name in schema.VALUE_EVENTS and "value" not in props:
-        warnings.append(FieldError("properties.value",
-                                   f"recommended for {name}: value and currency"))
-
-
-# --- destination filters -------------------------------------------------------------------
-
-
-Processor = Callable[[Transformed], None]
+Processor = Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -243,9 +124,8 @@ class ConsentFilter:
     category: str = "marketing"
     require: bool = False  # when true, events without a consent answer are dropped too
 
-    def __call__(self, item: Transformed) -> None:
-        consent = item.source.consent or {}
-        answer = consent.get(self.category)
+    def __call__(self, event: Event) -> None:
+        answer = (event.consent or {}).get(self.category)
         if answer is None:
             if self.require:
                 raise DropEvent("consent")
@@ -269,8 +149,8 @@ class EventNameFilter:
         return cls(frozenset(map(mapping.normalise_name, allow)),
                    frozenset(map(mapping.normalise_name, block)))
 
-    def __call__(self, item: Transformed) -> None:
-        name = mapping.normalise_name(item.source.event)
+    def __call__(self, event: Event) -> None:
+        name = mapping.normalise_name(event.event)
         if self.allow and name not in self.allow:
             raise DropEvent("event_name")
         if name in self.block:
@@ -279,41 +159,83 @@ class EventNameFilter:
 
 @dataclass(frozen=True)
 class SessionFilter:
-    """During set-up, forward only the tester's own events (matched on a hashed field)."""
+    """During set-up, forward only the tester's own events, matched on one field's hash
+    (`values` are hashes for the hashed user fields, as written in the config otherwise)."""
 
     field: str
     values: frozenset[str]
+    phone_region: str | None = None
+    lowercase_external_id: bool = False
 
-    def __call__(self, item: Transformed) -> None:
-        found = _lookup(item.data, self.field)
-        found_values = set(found) if isinstance(found, list) else {found}
-        if not found_values & self.values:
+    @classmethod
+    def of(cls, path: str, raw_values: Iterable[str], *, phone_region: str | None = None,
+           lowercase_external_id: bool = False) -> SessionFilter:
+        """From values written raw in the config: hashed like the events' field."""
+        probe = cls(path, frozenset(), phone_region, lowercase_external_id)
+        return cls(path, frozenset(probe.key(v) or v for v in raw_values), phone_region,
+                   lowercase_external_id)
+
+    def key(self, value: str) -> str | None:
+        """What a value of the field is matched as: its hash for email, phone, external_id."""
+        if self.field == "user.email":
+            return identity.hash_email(value).value
+        if self.field == "user.phone":
+            return identity.hash_phone(value, self.phone_region).value
+        if self.field == "user.external_id":
+            return identity.hash_external_id(value, self.lowercase_external_id).value
+        return value
+
+    def __call__(self, event: Event) -> None:
+        found = _lookup(event, self.field)
+        found_values = found if isinstance(found, list) else [found]
+        if not any(isinstance(v, str) and self.key(v) in self.values for v in found_values):
             raise DropEvent("session")
 
 
-def _lookup(data: dict[str, Any], path: str) -> Any:
-    value: Any = data
-    for part in path.split("."):
+def _lookup(event: Event, path: str) -> Any:
+    first, *rest = path.split(".")
+    value: Any = getattr(event, first, None)
+    for part in rest:
         value = value.get(part) if isinstance(value, dict) else None
     return value
 
 
 @dataclass
 class Route:
-    """One destination's processing: transform, then its filters in order."""
+    """One destination's processing: time check, its filters in order, then map and hash."""
 
     options: TransformOptions = field(default_factory=TransformOptions)
     processors: Sequence[Processor] = ()
 
+    def parse(self, raw: Any) -> Event:
+        """The raw event as this destination reads it (its property map applied)."""
+        return parse_event(mapping.rename_properties(raw, self.options.property_map))
+
     def process(self, event: Event, *, now: float | None = None) -> Transformed:
         """Raise DropEvent when a filter drops the event, InvalidEvent when it is invalid."""
-        if self.options.property_map:
-            event = parse_event(
-                event.model_dump(exclude_none=True, by_alias=True), self.options.property_map)
-        item = to_tiktok(event, self.options, now=now)
+        _check_time(event.event_time, time.time() if now is None else now, self.options)
         for processor in self.processors:
-            processor(item)
-        return item
+            processor(event)
+        return _map_and_hash(event, self.options)
+
+
+def route_for(dest: DestinationSettings, delivery: DeliverySettings) -> Route:
+    """A destination's transform options and filters, from its settings."""
+    names = mapping.NameMapping(dest.purchase_event, dest.lead_event, dict(dest.event_names))
+    options = TransformOptions(
+        names=names, phone_region=dest.phone_region,
+        lowercase_external_id=dest.lowercase_external_id, property_map=dict(dest.property_map),
+        max_age_seconds=int(delivery.max_event_age_days * 86400))
+    filters = dest.filters
+    processors: list[Processor] = [ConsentFilter(filters.consent_category,
+                                                 filters.require_consent)]
+    if filters.allow_events or filters.block_events:
+        processors.append(EventNameFilter.of(filters.allow_events, filters.block_events))
+    if filters.session_values:
+        processors.append(SessionFilter.of(
+            filters.session_field, filters.session_values, phone_region=dest.phone_region,
+            lowercase_external_id=dest.lowercase_external_id))
+    return Route(options, processors)
 
 
 def build_requests(
@@ -322,15 +244,23 @@ def build_requests(
     *,
     test_event_code: str | None = None,
     partner_name: str | None = "tiktok-gateway",
+    event_source: str = "web",
+    max_request_bytes: int = schema.MAX_REQUEST_BYTES,
 ) -> list[dict[str, Any]]:
-    """2.0 request bodies: one per test code (never mixed with live), at most 1,000 events each."""
+    """2.0 request bodies: one per test code (never mixed with live), at most 1,000 events
+    and `max_request_bytes` each."""
     groups: dict[str | None, list[dict[str, Any]]] = {}
     for item in items:
         groups.setdefault(item.test_event_code or test_event_code or None, []).append(item.data)
     requests = []
     for code, data in groups.items():
+        budget = max_request_bytes - schema.envelope_bytes(
+            pixel_id, test_event_code=code, event_source=event_source, partner_name=partner_name)
+        sizes = [len(orjson.dumps(d)) for d in data]
         for start in range(0, len(data), schema.MAX_EVENTS_PER_REQUEST):
-            chunk = data[start:start + schema.MAX_EVENTS_PER_REQUEST]
-            requests.append(schema.build_request(
-                pixel_id, chunk, test_event_code=code, partner_name=partner_name))
+            chunk = slice(start, start + schema.MAX_EVENTS_PER_REQUEST)
+            for run in schema.byte_chunks(sizes[chunk], budget):
+                requests.append(schema.build_request(
+                    pixel_id, data[chunk][run], test_event_code=code, event_source=event_source,
+                    partner_name=partner_name))
     return requests

@@ -1,14 +1,35 @@
-"""When to try again: pure functions, no I/O.
+"""What to do after a failed request, and when to try again: pure functions, no I/O.
 
-Exponential backoff with "equal jitter" (half the delay fixed, half random), at least
-any Retry-After TikTok asked for, and never past the oldest event_time TikTok still
-accepts: an event that could only arrive too old is dead-lettered instead.
+`tiktok/codes.py` says what kind of answer a request got; `RetryPolicy.after_failure` says
+what follows for each kind: retry the batch later (and pause the token after a rate limit),
+split it to isolate bad events, or dead-letter it. Retries back off exponentially with
+"equal jitter" (half the delay fixed, half random), at least any Retry-After TikTok asked
+for, and never past the oldest event_time TikTok still accepts: an event that could only
+arrive too old is dead-lettered instead.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from enum import Enum
+
+from .tiktok.codes import Answer
+
+
+class Action(Enum):
+    RETRY = "retry"
+    SPLIT = "split"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class FailureVerdict:
+    """What the dispatcher does with a failed batch: `action`, and for how many seconds to
+    pause every request with the same access token first."""
+
+    action: Action
+    pause: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -30,12 +51,25 @@ class RetryPolicy:
     cap: the longest delay between two attempts.
     max_event_age: seconds after event_time past which TikTok no longer takes the event.
     max_attempts: give up after this many failed attempts (0: only the age bound applies).
+    rate_limit_pause: how long a token sends nothing after a rate limit without Retry-After.
     """
 
     base: float = 1.0
     cap: float = 300.0
     max_event_age: float = 7 * 86400
     max_attempts: int = 0
+    rate_limit_pause: float = 1.0
+
+    def after_failure(self, answer: Answer, *, batch_size: int,
+                      retry_after: float | None = None) -> FailureVerdict:
+        """The action for a batch of `batch_size` events whose request got `answer`."""
+        if answer is Answer.RATE_LIMITED:
+            return FailureVerdict(Action.RETRY, pause=retry_after or self.rate_limit_pause)
+        if answer.retryable:
+            return FailureVerdict(Action.RETRY)
+        if answer.splittable and batch_size > 1:
+            return FailureVerdict(Action.SPLIT)
+        return FailureVerdict(Action.DEAD_LETTER)
 
     def delay(self, attempts: int, rng: random.Random | None = None) -> float:
         """The wait after `attempts` failed attempts (1 for the first failure)."""

@@ -15,7 +15,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from .sandbox import Sandbox, create_sandbox
-from .serving import bound_url
+from .web.server import bound_url
 
 
 def free_port() -> int:

@@ -15,7 +15,8 @@ import requests
 from tests.conftest import OTHER_PIXEL, PIXEL, TOKEN
 from tiktok_gateway import RateLimited, RejectedRequest, TikTokClient, TransportError
 from tiktok_gateway.sandbox import Sandbox
-from tiktok_gateway.tiktok.schema import CODE_PARTIAL, build_request
+from tiktok_gateway.tiktok.codes import CODE_PARTIAL
+from tiktok_gateway.tiktok.schema import build_request
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tiktok_gateway.dispatch import Dispatcher, DispatchSettings, Sender
-from tiktok_gateway.outbox import DEAD, SENT, NewEvent, RecordQuery, open_outbox
+from tiktok_gateway.outbox import DEAD, SENT, NewEvent, RecordQuery, open_store
 from tiktok_gateway.ratelimit import RateLimiter
 from tiktok_gateway.retry import RetryPolicy
 from tiktok_gateway.sandbox import Sandbox, create_sandbox
@@ -37,7 +37,7 @@ def sandbox() -> Sandbox:
 async def dispatcher(sandbox: Sandbox, tmp_path: object) -> AsyncIterator[Dispatcher]:
     client = TikTokClient("tok-123456789012", base_url="http://sandbox",
                           transport=httpx.ASGITransport(app=sandbox.app))
-    outbox = open_outbox(f"sqlite:///{tmp_path}/outbox.db")
+    outbox = open_store(f"sqlite:///{tmp_path}/outbox.db").outbox
     sender = Sender("shop", PIXEL, client, RateLimiter(1000))
     policy = RetryPolicy(base=0.05, cap=0.2)
     yield Dispatcher(outbox, {"shop": sender}, policy, DispatchSettings(linger=0, workers=1))
@@ -90,7 +90,8 @@ async def test_retries_through_5xx_until_delivered(dispatcher: Dispatcher,
     while (await dispatcher.outbox.stats()).sent < 10 and time.time() < deadline:
         await dispatcher.drain_once()
     assert (await dispatcher.outbox.stats()).sent == 10
-    assert dispatcher.counts.retried == 10
+    counters = await dispatcher.outbox.telemetry.counters(0)
+    assert sum(n for *_, name, n in counters if name == "retried") == 10
 
 
 async def test_rate_limited_requests_back_off(dispatcher: Dispatcher, sandbox: Sandbox) -> None:
@@ -99,7 +100,7 @@ async def test_rate_limited_requests_back_off(dispatcher: Dispatcher, sandbox: S
     for i in range(3):
         await dispatcher.outbox.put([new_event(f"r{i}")])
         await dispatcher.drain_once()
-    assert dispatcher.counts.by_code.get("40100", 0) >= 1
+    assert sandbox.state.counters.by_code.get("40100", 0) >= 1
     sandbox.faults.rate_limit_qps = 0
     deadline = time.time() + 5
     while (await dispatcher.outbox.stats()).sent < 3 and time.time() < deadline:
@@ -150,3 +151,16 @@ async def test_workers_start_and_drain(dispatcher: Dispatcher, sandbox: Sandbox)
     await dispatcher.stop(timeout=5)
     assert [e.event_id for e in sandbox.state.events] == ["w1"]
     assert not dispatcher.running
+
+
+async def test_batches_stay_under_the_request_byte_limit(dispatcher: Dispatcher,
+                                                        sandbox: Sandbox) -> None:
+    """A claimed batch that would pass max_request_bytes goes as several requests, all sent."""
+    dispatcher.settings.max_request_bytes = 20_000
+    big = [NewEvent("shop", "CompletePayment", f"b{i}", int(time.time()), json.dumps({
+        "event": "CompletePayment", "event_time": int(time.time()), "event_id": f"b{i}",
+        "properties": {"description": "x" * 900}})) for i in range(60)]
+    await dispatcher.outbox.put(big)
+    await dispatcher.drain_once()
+    assert (await dispatcher.outbox.stats()).sent == 60
+    assert sandbox.state.counters.requests >= 3  # about 57 KB of events, 20 KB a request

@@ -15,13 +15,13 @@ from tiktok_gateway.outbox import (
     DEAD,
     PENDING,
     SENT,
+    Backend,
     Backlog,
     NewEvent,
-    Outbox,
     Outcome,
     RecordQuery,
     RequestLog,
-    open_outbox,
+    open_store,
 )
 
 BACKENDS = ["memory", "sqlite", "postgres"]
@@ -29,14 +29,14 @@ OK = Outcome(0, "OK", "202611241200000000000000000000000000")
 
 
 @pytest.fixture(params=BACKENDS)
-async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Outbox]:
-    """An empty outbox of each backend."""
+async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """An empty store of each backend: its outbox, read side and telemetry in one object."""
     if request.param == "memory":
-        store = open_outbox("memory://")
+        store = open_store("memory://").outbox
     elif request.param == "sqlite":
-        store = open_outbox(f"sqlite:///{tmp_path}/outbox.db")
+        store = open_store(f"sqlite:///{tmp_path}/outbox.db").outbox
     else:
-        store = open_outbox(request.getfixturevalue("postgres_url"))
+        store = open_store(request.getfixturevalue("postgres_url")).outbox
     yield store
     await store.close()
 
@@ -47,7 +47,7 @@ def event(event_id: str, *, destination: str = "shop", name: str = "CompletePaym
     return NewEvent(destination, name, event_id, int(time.time()), payload, test_code)
 
 
-async def test_put_then_claim_returns_events_oldest_first(outbox: Outbox) -> None:
+async def test_put_then_claim_returns_events_oldest_first(outbox: Backend) -> None:
     """Stored events come back from claim in order, with their payload intact."""
     assert await outbox.put([event("a"), event("b"), event("c")]) == [True, True, True]
     claimed = await outbox.claim(10, lease=30)
@@ -55,7 +55,7 @@ async def test_put_then_claim_returns_events_oldest_first(outbox: Outbox) -> Non
     assert claimed[0].data == {"event": "CompletePayment", "event_id": "a"}
 
 
-async def test_claim_respects_limit_and_lease(outbox: Outbox) -> None:
+async def test_claim_respects_limit_and_lease(outbox: Backend) -> None:
     """Claimed records are not claimed again while their lease runs."""
     await outbox.put([event(str(i)) for i in range(5)])
     first = await outbox.claim(3, lease=30)
@@ -64,7 +64,7 @@ async def test_claim_respects_limit_and_lease(outbox: Outbox) -> None:
     assert await outbox.claim(10, lease=30) == []
 
 
-async def test_expired_lease_is_claimed_again(outbox: Outbox) -> None:
+async def test_expired_lease_is_claimed_again(outbox: Backend) -> None:
     """A crashed worker's lease runs out and another worker takes the events."""
     await outbox.put([event("a")])
     assert len(await outbox.claim(10, lease=0.2)) == 1
@@ -72,7 +72,7 @@ async def test_expired_lease_is_claimed_again(outbox: Outbox) -> None:
     assert [r.event_id for r in await outbox.claim(10, lease=30)] == ["a"]
 
 
-async def test_claim_never_mixes_destinations_or_test_codes(outbox: Outbox) -> None:
+async def test_claim_never_mixes_destinations_or_test_codes(outbox: Backend) -> None:
     """One claim is one destination and one test code: test and live never share a request."""
     await outbox.put([event("1"), event("2", test_code="T1"), event("3", destination="other"),
                       event("4")])
@@ -83,7 +83,7 @@ async def test_claim_never_mixes_destinations_or_test_codes(outbox: Outbox) -> N
     assert len(groups) == 3
 
 
-async def test_duplicates_are_dropped_within_the_window(outbox: Outbox) -> None:
+async def test_duplicates_are_dropped_within_the_window(outbox: Backend) -> None:
     """Same destination, event name and event_id is stored once; another name is not a duplicate."""
     assert await outbox.put([event("a"), event("a")]) == [True, False]
     assert await outbox.put([event("a")]) == [False]
@@ -91,7 +91,7 @@ async def test_duplicates_are_dropped_within_the_window(outbox: Outbox) -> None:
     assert await outbox.put([event("a", test_code="T")]) == [True]
 
 
-async def test_mark_sent(outbox: Outbox) -> None:
+async def test_mark_sent(outbox: Backend) -> None:
     """Sent events leave the queue and keep TikTok's answer."""
     await outbox.put([event("a")])
     [record] = await outbox.claim(10, lease=30)
@@ -102,7 +102,7 @@ async def test_mark_sent(outbox: Outbox) -> None:
                                                     "request_id": OK.request_id}
 
 
-async def test_mark_failed_retries_later(outbox: Outbox) -> None:
+async def test_mark_failed_retries_later(outbox: Backend) -> None:
     """A retryable failure comes back after retry_at, with the attempt counted."""
     await outbox.put([event("a")])
     [record] = await outbox.claim(10, lease=30)
@@ -113,7 +113,7 @@ async def test_mark_failed_retries_later(outbox: Outbox) -> None:
     assert again.attempts == 1 and again.state == PENDING
 
 
-async def test_dead_letter_and_replay(outbox: Outbox) -> None:
+async def test_dead_letter_and_replay(outbox: Backend) -> None:
     """retry_at=None dead-letters with the reason; replay queues it again."""
     await outbox.put([event("a"), event("b", destination="other")])
     records = []
@@ -133,7 +133,7 @@ async def test_dead_letter_and_replay(outbox: Outbox) -> None:
     assert await outbox.replay(since=time.time() + 60) == 0
 
 
-async def test_stats(outbox: Outbox) -> None:
+async def test_stats(outbox: Backend) -> None:
     """Stats count pending, sent and dead, per destination, with the oldest pending time."""
     before = time.time()
     await outbox.put([event("a"), event("b"), event("c", destination="other")])
@@ -149,7 +149,7 @@ async def test_stats(outbox: Outbox) -> None:
     assert (stats.pending, stats.sent, stats.dead) == (1, 1, 1)
 
 
-async def test_backlog_agrees_with_stats(outbox: Outbox) -> None:
+async def test_backlog_agrees_with_stats(outbox: Backend) -> None:
     """The backlog (health, gauges, backpressure) counts what stats counts, and its oldest
     pending event moves on as the oldest ones are delivered or dead-lettered."""
     await outbox.put([event("a")])
@@ -182,13 +182,13 @@ async def test_backlog_agrees_with_stats(outbox: Outbox) -> None:
                                            "other": {"pending": 0, "dead": 1}})
 
 
-async def test_concurrent_puts_all_land(outbox: Outbox) -> None:
+async def test_concurrent_puts_all_land(outbox: Backend) -> None:
     """Many concurrent writers (group commit) lose nothing."""
     await asyncio.gather(*(outbox.put([event(f"{i}-{j}") for j in range(10)]) for i in range(50)))
     assert (await outbox.stats()).pending == 500
 
 
-async def test_find_filters(outbox: Outbox) -> None:
+async def test_find_filters(outbox: Backend) -> None:
     """find() matches on event_id, order_id, event name, state, test code and time."""
     before = time.time() - 1
     await outbox.put([
@@ -208,7 +208,7 @@ async def test_find_filters(outbox: Outbox) -> None:
     assert await outbox.get(999_999) is None
 
 
-async def test_unsampled_live_events_keep_only_their_outcome(outbox: Outbox) -> None:
+async def test_unsampled_live_events_keep_only_their_outcome(outbox: Backend) -> None:
     """After delivery, the inspector keeps sampled and test events whole, others only the answer."""
     await outbox.put([
         NewEvent("shop", "X", "kept", int(time.time()), '{"a":1}', inbound='{"b":2}', sampled=True),
@@ -225,7 +225,7 @@ async def test_unsampled_live_events_keep_only_their_outcome(outbox: Outbox) -> 
     assert [r.event_id for r in inspectable] == ["kept"]
 
 
-async def test_replay_by_id(outbox: Outbox) -> None:
+async def test_replay_by_id(outbox: Backend) -> None:
     """One dead letter can be replayed alone."""
     await outbox.put([event("a"), event("b")])
     records = await outbox.claim(10, lease=30)
@@ -234,7 +234,7 @@ async def test_replay_by_id(outbox: Outbox) -> None:
     assert [r.event_id for r in await outbox.claim(10, lease=30)] == ["a"]
 
 
-async def test_telemetry_counters_add_up(outbox: Outbox) -> None:
+async def test_telemetry_counters_add_up(outbox: Backend) -> None:
     """Counters from several flushes add up per minute; the request log is newest first."""
     minute = int(time.time() // 60)
     key = (minute, "shop", "CompletePayment", "received")
@@ -250,7 +250,7 @@ async def test_telemetry_counters_add_up(outbox: Outbox) -> None:
     assert [(r.code, r.test) for r in log] == [(40100, True), (0, False)]
 
 
-async def test_concurrent_claims_never_overlap(outbox: Outbox) -> None:
+async def test_concurrent_claims_never_overlap(outbox: Backend) -> None:
     """Workers claiming at the same time never get the same event."""
     await outbox.put([event(str(i)) for i in range(300)])
 
@@ -264,7 +264,7 @@ async def test_concurrent_claims_never_overlap(outbox: Outbox) -> None:
     assert len(claimed) == 300 == len(set(claimed))
 
 
-async def test_counters_are_written_with_the_events(outbox: Outbox) -> None:
+async def test_counters_are_written_with_the_events(outbox: Backend) -> None:
     """put() stores the request's counters and counts duplicates; marks count outcomes."""
     minute = int(time.time() // 60)
     received = {(minute, "shop", "CompletePayment", "received"): 3}
@@ -279,7 +279,7 @@ async def test_counters_are_written_with_the_events(outbox: Outbox) -> None:
 
 async def test_one_failing_write_does_not_fail_the_others(tmp_path: Path) -> None:
     """SQLite group commit: a write that fails leaves the writes sharing its transaction intact."""
-    store = open_outbox(f"sqlite:///{tmp_path}/isolation.db")
+    store = open_store(f"sqlite:///{tmp_path}/isolation.db").outbox
     minute = int(time.time() // 60)
     broken = NewEvent("shop", "X", "bad", int(time.time()), None)  # type: ignore[arg-type]
     try:
@@ -303,7 +303,7 @@ async def test_sqlite_backlog_reads_no_delivered_event(tmp_path: Path) -> None:
 
     from tiktok_gateway.outbox.sqlite import Q
 
-    store = open_outbox(f"sqlite:///{tmp_path}/plan.db")
+    store = open_store(f"sqlite:///{tmp_path}/plan.db").outbox
     try:
         await store.put([event("a")])  # creates the schema
     finally:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tiktok_gateway.outbox import NewEvent, open_outbox
+from tiktok_gateway.outbox import NewEvent, open_store
 from tiktok_gateway.outbox.postgres import SCHEMA_VERSION, PostgresOutbox, migrate
 from tiktok_gateway.testing import fresh_database
 
@@ -21,7 +21,7 @@ def new_event(i: int) -> NewEvent:
 
 async def test_two_stores_share_one_queue(postgres_url: str) -> None:
     """Two outboxes on one database (two processes) split the work without overlap."""
-    first, second = open_outbox(postgres_url), open_outbox(postgres_url)
+    first, second = open_store(postgres_url).outbox, open_store(postgres_url).outbox
     try:
         await first.put([new_event(i) for i in range(500)])
 
@@ -41,7 +41,7 @@ async def test_two_stores_share_one_queue(postgres_url: str) -> None:
 
 async def test_dedup_holds_across_stores(postgres_url: str) -> None:
     """An event seen by one process is a duplicate for the other."""
-    first, second = open_outbox(postgres_url), open_outbox(postgres_url)
+    first, second = open_store(postgres_url).outbox, open_store(postgres_url).outbox
     try:
         results = await asyncio.gather(first.put([new_event(1)]), second.put([new_event(1)]))
         assert sorted(r[0] for r in results) == [False, True]
@@ -52,9 +52,9 @@ async def test_dedup_holds_across_stores(postgres_url: str) -> None:
 
 async def test_rate_limiter_is_shared(postgres_url: str) -> None:
     """Two processes with the same token share one budget of requests per second."""
-    first, second = PostgresOutbox(postgres_url), PostgresOutbox(postgres_url)
+    first, second = open_store(postgres_url), open_store(postgres_url)
     try:
-        limiters = [first.rate_limiter("token-abc", 5), second.rate_limiter("token-abc", 5)]
+        limiters = [first.limiter("token-abc", 5), second.limiter("token-abc", 5)]
         started = time.monotonic()
         # 5 tokens in the bucket, then 5 per second: 15 requests need about 2 seconds.
         await asyncio.gather(*(limiters[i % 2].acquire() for i in range(15)))
@@ -74,9 +74,9 @@ async def test_token_is_not_stored(postgres_url: str) -> None:
     """The shared limiter keys rows by a hash of the token, never the token."""
     import psycopg
 
-    store = PostgresOutbox(postgres_url)
+    store = open_store(postgres_url)
     try:
-        await store.rate_limiter("super-secret-token", 10).acquire()
+        await store.limiter("super-secret-token", 10).acquire()
     finally:
         await store.close()
     with psycopg.connect(postgres_url) as conn:

@@ -14,14 +14,8 @@ from hypothesis import strategies as st
 
 from tiktok_gateway import DropEvent, InvalidEvent, TransformOptions, build_requests, transform
 from tiktok_gateway.events import parse_event
-from tiktok_gateway.identity import sha256_hex
-from tiktok_gateway.pipeline import (
-    ConsentFilter,
-    EventNameFilter,
-    Route,
-    SessionFilter,
-    normalise_ip,
-)
+from tiktok_gateway.identity import normalise_ip, sha256_hex
+from tiktok_gateway.pipeline import ConsentFilter, EventNameFilter, Route, SessionFilter
 from tiktok_gateway.tiktok.lint import lint_request
 
 Factory = Callable[..., dict[str, Any]]
@@ -118,8 +112,8 @@ def test_requests_never_mix_test_and_live(event_factory: Factory) -> None:
 
 def test_consent_filter() -> None:
     """Denied consent drops the event; a missing answer passes unless consent is required."""
-    item = lambda consent: transform({"event": "purchase", "consent": consent,  # noqa: E731
-                                      "event_id": "e1"}, OPTIONS)
+    item = lambda consent: parse_event({"event": "purchase", "consent": consent,  # noqa: E731
+                                        "event_id": "e1"})
     with pytest.raises(DropEvent):
         ConsentFilter()(item({"marketing": False}))
     with pytest.raises(DropEvent):
@@ -132,7 +126,7 @@ def test_consent_filter() -> None:
 
 def test_event_name_filter() -> None:
     """Allowed and blocked lists use client-side names, normalised."""
-    item = transform({"event": "Add To Cart", "event_id": "e1"}, OPTIONS)
+    item = parse_event({"event": "Add To Cart", "event_id": "e1"})
     EventNameFilter.of(["add_to_cart"], [])(item)
     with pytest.raises(DropEvent):
         EventNameFilter.of(["purchase"], [])(item)
@@ -143,15 +137,15 @@ def test_event_name_filter() -> None:
 def test_session_filter_matches_hashed_values(event_factory: Factory) -> None:
     """During set-up only the tester's events pass, matched on the hashed external_id."""
     mine = SessionFilter("user.external_id", frozenset({sha256_hex("customer-1001")}))
-    mine(transform(event_factory(), OPTIONS))
+    mine(parse_event(event_factory()))
     with pytest.raises(DropEvent):
-        mine(transform(event_factory(user={"external_id": "someone-else"}), OPTIONS))
+        mine(parse_event(event_factory(user={"external_id": "someone-else"})))
 
 
 def test_route_applies_property_map(event_factory: Factory) -> None:
     """A destination's property map renames the shop's keys before parsing."""
     route = Route(TransformOptions(property_map={"total": "value", "cur": "currency"}))
-    event = parse_event({"event": "purchase", "event_id": "x",
+    event = route.parse({"event": "purchase", "event_id": "x",
                          "properties": {"total": "12.5", "cur": "eur"}})
     props = route.process(event).data["properties"]
     assert (props["value"], props["currency"]) == (12.5, "EUR")
@@ -167,3 +161,12 @@ def test_ip_fast_path_gives_the_standard_librarys_answer(text: str) -> None:
     except ValueError:
         expected = None
     assert normalise_ip(text) == expected
+
+
+def test_requests_stay_under_the_byte_limit(event_factory: Factory) -> None:
+    """build_requests splits a group whose JSON would pass max_request_bytes."""
+    items = [transform(event_factory(properties={"order_id": str(i), "note": "x" * 500}), OPTIONS)
+             for i in range(100)]
+    requests = build_requests(items, "C0EXAMPLE0PIXEL00001", max_request_bytes=20_000)
+    assert len(requests) > 1 and sum(len(r["data"]) for r in requests) == 100
+    assert all(len(json.dumps(r, separators=(",", ":"))) <= 20_000 for r in requests)

@@ -44,3 +44,25 @@ def test_max_attempts() -> None:
     policy = RetryPolicy(max_attempts=3)
     assert not policy.decide(2, NOW, NOW).give_up
     assert policy.decide(3, NOW, NOW).give_up
+
+
+def test_every_answer_kind_has_one_action() -> None:
+    """Retry (pausing the token on a rate limit), split a payload problem, dead-letter auth."""
+    from tiktok_gateway.retry import Action
+    from tiktok_gateway.tiktok.codes import Answer, answer_for_code, answer_for_status
+
+    policy = RetryPolicy(rate_limit_pause=7)
+    limited = policy.after_failure(Answer.RATE_LIMITED, batch_size=10)
+    assert (limited.action, limited.pause) == (Action.RETRY, 7)
+    assert policy.after_failure(Answer.RATE_LIMITED, batch_size=1, retry_after=30).pause == 30
+    assert policy.after_failure(Answer.RETRY_LATER, batch_size=10).action is Action.RETRY
+    assert policy.after_failure(Answer.BAD_REQUEST, batch_size=10).action is Action.SPLIT
+    assert policy.after_failure(Answer.BAD_REQUEST, batch_size=1).action is Action.DEAD_LETTER
+    assert policy.after_failure(Answer.AUTH, batch_size=10).action is Action.DEAD_LETTER
+    assert [answer_for_code(c) for c in (0, 20001, 40001, 40002, 40100, 40105, 50002)] == [
+        Answer.SUCCESS, Answer.PARTIAL, Answer.AUTH, Answer.BAD_REQUEST, Answer.RATE_LIMITED,
+        Answer.AUTH, Answer.RETRY_LATER]
+    assert answer_for_status(502, json_body=False) is Answer.RETRY_LATER
+    assert answer_for_status(200, json_body=False) is Answer.RETRY_LATER
+    assert answer_for_status(403, json_body=False) is Answer.BAD_REQUEST
+    assert answer_for_status(200, json_body=True) is None

@@ -9,8 +9,10 @@ import hmac
 import pytest
 
 from tiktok_gateway import InvalidEvent, TransformOptions, transform
+from tiktok_gateway.sources import verify_signature
 from tiktok_gateway.sources.ga4 import ga4_events
-from tiktok_gateway.sources.webhooks import shopify_order, verify_signature, woocommerce_order
+from tiktok_gateway.sources.shopify import shopify_order
+from tiktok_gateway.sources.woocommerce import woocommerce_order
 
 EMAIL_HASH = hashlib.sha256(b"ga4.user@example.com").hexdigest()
 

@@ -1,17 +1,24 @@
-"""The outbox: events durably stored until TikTok has them, behind one small protocol.
+"""The store: events durably kept until TikTok has them, behind small contracts.
 
-A record is claimable when it is pending and its `available_at` has passed. Claiming
-pushes `available_at` forward by the lease, so a crashed process's claims become
-claimable again when the lease runs out. `mark_failed` with `retry_at=None` dead-letters.
-Dedup happens in `put`, in the same transaction that stores the events.
+* `Outbox`: the core operations of delivery. A record is claimable when it is pending and
+  its `available_at` has passed. Claiming pushes `available_at` forward by the lease, so a
+  crashed process's claims become claimable again when the lease runs out. `mark_failed`
+  with `retry_at=None` dead-letters. Dedup happens in `put`, in the same transaction that
+  stores the events.
+* `RecordReader`: the read side (inspector, backlog, dashboards).
+* `TelemetryStore`: counters per minute and the request log.
+* `LimiterFactory`: a rate limiter per access token, shared by every process on the store.
 
-Backends: `memory://` (tests), `sqlite:///path` (the default), and `postgresql://`.
+`open_store(url)` gives all four as one `Store`. Backends: `memory://` (tests),
+`sqlite:///path` (the default) and `postgresql://`; each is one module with an
+`open_store(url, options)` of its own, named in `BACKENDS`, and all pass one contract suite.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -181,7 +188,7 @@ class Backlog:
 
 
 class Outbox(Protocol):
-    """The store every backend implements; the contract tests run against each."""
+    """The core operations of delivery; the contract tests run against each backend."""
 
     async def put(self, events: Sequence[NewEvent],
                   counters: dict[CounterKey, int] | None = None) -> list[bool]:
@@ -213,6 +220,12 @@ class Outbox(Protocol):
         """Queue dead letters again (of a destination, dead-lettered since, or by id); count them."""
         ...
 
+    async def close(self) -> None: ...
+
+
+class RecordReader(Protocol):
+    """The read side: what the inspector, health checks and dashboards look at."""
+
     async def find(self, query: RecordQuery) -> list[OutboxRecord]:
         """Records matching a query, newest first."""
         ...
@@ -232,14 +245,43 @@ class Outbox(Protocol):
         and with a million waiting it costs a fifth of the whole backlog."""
         ...
 
+
+class Backend(Outbox, RecordReader, Protocol):
+    """What a backend module's store class is: both contracts, and its telemetry."""
+
     @property
     def telemetry(self) -> TelemetryStore: ...
 
-    def rate_limiter(self, token: str, qps: float) -> Limiter:
-        """A limiter for one access token, shared by every process using this store."""
-        ...
 
-    async def close(self) -> None: ...
+LimiterFactory = Callable[[str, float], Limiter]  # (access token, QPS) -> its limiter
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """How a store keeps what it keeps; backends ignore what does not apply to them."""
+
+    dedup_window: float = 48 * 3600
+    retention: float = 7 * 86400
+    synchronous: str = "FULL"
+    auto_migrate: bool = True
+    pool_size: int = 10
+
+
+@dataclass(frozen=True)
+class Store:
+    """One opened store, by contract: `outbox`, `records`, `telemetry` and `limiter`."""
+
+    outbox: Outbox
+    records: RecordReader
+    telemetry: TelemetryStore
+    limiter: LimiterFactory
+
+    @classmethod
+    def of(cls, backend: Backend, limiter: LimiterFactory) -> Store:
+        return cls(backend, backend, backend.telemetry, limiter)
+
+    async def close(self) -> None:
+        await self.outbox.close()
 
 
 def tally(rows: Sequence[tuple[str, str]], name: str, now: float) -> dict[CounterKey, int]:
@@ -252,30 +294,41 @@ def tally(rows: Sequence[tuple[str, str]], name: str, now: float) -> dict[Counte
     return counts
 
 
-def open_outbox(url: str, *, dedup_window: float = 48 * 3600, retention: float = 7 * 86400,
-                synchronous: str = "FULL", auto_migrate: bool = True, pool_size: int = 10) -> Outbox:
-    """Open the store named by a URL; drivers are imported only when used."""
-    if url.startswith("memory://"):
-        from .memory import InMemoryOutbox
-
-        return InMemoryOutbox(dedup_window=dedup_window)
-    if url.startswith("sqlite://"):
-        from .sqlite import SQLiteOutbox
-
-        path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
-        return SQLiteOutbox(path, dedup_window=dedup_window, retention=retention,
-                            synchronous=synchronous)
-    if url.startswith(("postgresql://", "postgres://")):
-        try:
-            from .postgres import PostgresOutbox
-        except ImportError as exc:
-            raise ConfigError("PostgreSQL storage needs the postgres extra: "
-                              "pip install 'tiktok-gateway[postgres]'") from exc
-        return PostgresOutbox(url, dedup_window=dedup_window, retention=retention,
-                              auto_migrate=auto_migrate, pool_size=pool_size)
-    raise ConfigError(f"unknown storage URL {url.split(':')[0]!r}: use sqlite:/// or postgresql://")
+# URL scheme -> the backend module in this package. A new backend is a module with
+# `open_store(url, options)` (and, if its schema needs it, `migrate(url)`), plus a line here.
+BACKENDS = {"memory": "memory", "sqlite": "sqlite", "postgresql": "postgres",
+            "postgres": "postgres"}
+SCHEMES = tuple(f"{scheme}://" for scheme in BACKENDS)
+_EXTRAS = {"postgres": "PostgreSQL storage needs the postgres extra: "
+                       "pip install 'tiktok-gateway[postgres]'"}
 
 
-__all__ = ["DEAD", "PENDING", "SENT", "CounterKey", "NewEvent", "Outbox", "OutboxRecord",
-           "OutboxStats", "Outcome", "RecordQuery", "RequestLog", "TelemetryStore", "open_outbox",
-           "tally"]
+def backend_module(url: str) -> Any:
+    """The module of the backend a storage URL names; drivers are imported only when used."""
+    scheme = url.split("://", 1)[0]
+    name = BACKENDS.get(scheme)
+    if name is None:
+        raise ConfigError(f"unknown storage URL {scheme!r}: use sqlite:/// or postgresql://")
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ImportError as exc:
+        raise ConfigError(_EXTRAS.get(name, str(exc))) from exc
+
+
+def open_store(url: str, options: StoreOptions | None = None) -> Store:
+    """Open the store a URL names."""
+    store: Store = backend_module(url).open_store(url, options or StoreOptions())
+    return store
+
+
+async def migrate(url: str) -> tuple[int, int] | None:
+    """Bring the store's schema up to date: (version before, after), or None when the
+    backend makes its schema itself."""
+    run = getattr(backend_module(url), "migrate", None)
+    return await run(url) if run is not None else None
+
+
+__all__ = ["BACKENDS", "DEAD", "PENDING", "SCHEMES", "SENT", "Backend", "Backlog", "CounterKey",
+           "LimiterFactory", "NewEvent", "Outbox", "OutboxRecord", "OutboxStats", "Outcome",
+           "RecordQuery", "RecordReader", "RequestLog", "Store", "StoreOptions", "TelemetryStore",
+           "migrate", "open_store", "tally"]

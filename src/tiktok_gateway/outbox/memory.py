@@ -21,6 +21,8 @@ from . import (
     Outcome,
     RecordQuery,
     RequestLog,
+    Store,
+    StoreOptions,
     tally,
 )
 
@@ -60,11 +62,6 @@ class InMemoryOutbox:
     @property
     def telemetry(self) -> InMemoryTelemetry:
         return self._telemetry
-
-    def reset(self) -> None:
-        self.records.clear()
-        self.dead_at.clear()
-        self._seen.clear()
 
     async def put(self, events: Sequence[NewEvent],
                   counters: dict[CounterKey, int] | None = None) -> list[bool]:
@@ -171,9 +168,11 @@ class InMemoryOutbox:
                      default=None)
         return OutboxStats.from_counts(((*key, n) for key, n in counts.items()), oldest)
 
-    def rate_limiter(self, token: str, qps: float) -> RateLimiter:
-        """One process owns this store, so a limiter in memory is shared enough."""
-        return RateLimiter(qps)
-
     async def close(self) -> None:
         return None
+
+
+def open_store(url: str, options: StoreOptions) -> Store:
+    """`memory://`: one process owns it, so a limiter in memory is shared enough."""
+    return Store.of(InMemoryOutbox(dedup_window=options.dedup_window),
+                    lambda token, qps: RateLimiter(qps))

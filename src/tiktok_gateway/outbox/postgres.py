@@ -34,8 +34,11 @@ from . import (
     Outcome,
     RecordQuery,
     RequestLog,
+    Store,
+    StoreOptions,
     tally,
 )
+from ._rows import COLUMNS, TELEMETRY_RETENTION, counter_rows, first_copies, record
 from ._sql import load_queries
 
 Q = load_queries("postgres.sql")
@@ -43,14 +46,7 @@ MIGRATIONS = sorted((int(name.split("_")[1]), sql) for name, sql in Q.items()
                     if name.startswith("migration_"))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 PRUNE_EVERY = 300.0
-TELEMETRY_RETENTION = 90 * 86400
-_COLUMNS = ("id", "destination", "event_name", "event_id", "event_time", "payload",
-            "test_event_code", "state", "attempts", "created_at", "available_at", "last_result",
-            "order_id", "inbound", "sampled", "finished_at")
-
-
-def _record(row: Sequence[Any]) -> OutboxRecord:
-    return OutboxRecord(**dict(zip(_COLUMNS, row, strict=True)))
+assert COLUMNS[-2:] == ("sampled", "finished_at")  # the order `record` reads rows in
 
 
 @contextlib.asynccontextmanager
@@ -131,9 +127,7 @@ class PostgresOutbox:
     async def put(self, events: Sequence[NewEvent],
                   counters: dict[CounterKey, int] | None = None) -> list[bool]:
         now = time.time()
-        first: dict[tuple[str, str, str, str], int] = {}
-        for index, event in enumerate(events):
-            first.setdefault(event.dedup_key, index)
+        first = first_copies(events)
         rows = [{"position": i, **events[i].__dict__} for i in first.values()]
         window_start = now - self.dedup_window if self.dedup_window else now
         async with self.connection() as conn:
@@ -157,7 +151,7 @@ class PostgresOutbox:
             cursor = await conn.execute(Q["claim"], {"now": now, "lease_until": now + lease,
                                                      "limit": limit})
             rows = await cursor.fetchall()
-        return sorted(map(_record, rows), key=lambda r: r.id)
+        return sorted(map(record, rows), key=lambda r: r.id)
 
     async def _prune(self, now: float) -> None:
         async with self.connection() as conn, conn.transaction():
@@ -200,12 +194,12 @@ class PostgresOutbox:
             return []
         async with self.connection() as conn:
             cursor = await conn.execute(Q["find"], query.__dict__)
-            return [_record(row) for row in await cursor.fetchall()]
+            return [record(row) for row in await cursor.fetchall()]
 
     async def get(self, id: int) -> OutboxRecord | None:
         async with self.connection() as conn:
             row = await (await conn.execute(Q["get"], {"id": id})).fetchone()
-        return _record(row) if row else None
+        return record(row) if row else None
 
     async def backlog(self) -> Backlog:
         return Backlog.of(await self._stats(Q["backlog"]))
@@ -223,9 +217,6 @@ class PostgresOutbox:
             rows = await (await conn.execute(counts)).fetchall()
             oldest = await (await conn.execute(Q["oldest_pending"])).fetchone()
         return OutboxStats.from_counts(rows, oldest[0] if oldest else None)
-
-    def rate_limiter(self, token: str, qps: float) -> PostgresRateLimiter:
-        return PostgresRateLimiter(self, token, qps)
 
     async def close(self) -> None:
         if self._opened:
@@ -247,9 +238,7 @@ async def _add_counters(conn: psycopg.AsyncConnection[Any],
 
 def _counters_json(counters: dict[CounterKey, int] | None) -> str:
     """Counters as one JSON text: psycopg sends it as is, where lists cost a type scan each."""
-    return orjson.dumps([
-        {"minute": k[0], "destination": k[1], "event_name": k[2], "name": k[3], "value": v}
-        for k, v in (counters or {}).items()]).decode()
+    return orjson.dumps(counter_rows(counters)).decode()
 
 
 class PostgresTelemetry:
@@ -313,3 +302,10 @@ class PostgresRateLimiter:
         with contextlib.suppress(OutboxError):
             async with self._outbox.connection() as conn:
                 await conn.execute(Q["pause"], {"key": self.key, "until": time.time() + seconds})
+
+
+def open_store(url: str, options: StoreOptions) -> Store:
+    """`postgresql://`: the rate limiter is shared by every process, through the database."""
+    backend = PostgresOutbox(url, dedup_window=options.dedup_window, retention=options.retention,
+                             auto_migrate=options.auto_migrate, pool_size=options.pool_size)
+    return Store.of(backend, lambda token, qps: PostgresRateLimiter(backend, token, qps))

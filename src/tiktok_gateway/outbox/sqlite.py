@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import queue
 import sqlite3
 import threading
@@ -35,8 +34,11 @@ from . import (
     Outcome,
     RecordQuery,
     RequestLog,
+    Store,
+    StoreOptions,
     tally,
 )
+from ._rows import TELEMETRY_RETENTION, counter_rows, first_copies, record
 from ._sql import load_queries
 
 Q = load_queries("sqlite.sql")
@@ -45,7 +47,6 @@ Operation = Callable[[sqlite3.Connection], Any]
 _STOP = object()
 MAX_GROUP = 512  # operations per transaction
 PRUNE_EVERY = 60.0
-TELEMETRY_RETENTION = 90 * 86400  # per-minute counters are small; keep a quarter of history
 
 
 @contextlib.contextmanager
@@ -161,23 +162,8 @@ def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | No
             future.set_result(value)
 
 
-# The column order of every query that returns records (see sqlite.sql): OutboxRecord's own
-# field order, so that a row is passed to it by position (a claim makes a thousand of them).
-_COLUMNS = ("id", "destination", "event_name", "event_id", "event_time", "payload",
-            "test_event_code", "state", "attempts", "created_at", "available_at", "last_result",
-            "order_id", "inbound", "sampled", "finished_at")
-assert _COLUMNS == tuple(f.name for f in dataclasses.fields(OutboxRecord))
-
-
-def _record(row: Sequence[Any]) -> OutboxRecord:
-    *head, sampled, finished_at = row
-    return OutboxRecord(*head, bool(sampled), finished_at)  # type: ignore[call-arg]
-
-
 def _add_counters(conn: sqlite3.Connection, counters: dict[CounterKey, int]) -> None:
-    conn.executemany(Q["add_counter"], [
-        {"minute": k[0], "destination": k[1], "event_name": k[2], "name": k[3], "value": v}
-        for k, v in counters.items()])
+    conn.executemany(Q["add_counter"], counter_rows(counters))
 
 
 class SQLiteTelemetry:
@@ -254,9 +240,7 @@ class SQLiteOutbox:
     def _put(self, conn: sqlite3.Connection, events: Sequence[NewEvent],
              counters: dict[CounterKey, int]) -> list[bool]:
         now = time.time()
-        first: dict[tuple[str, str, str, str], int] = {}
-        for index, event in enumerate(events):
-            first.setdefault(event.dedup_key, index)
+        first = first_copies(events)
         fresh = self._remember(conn, list(first), now)
         stored = [first[e.dedup_key] == i and e.dedup_key in fresh for i, e in enumerate(events)]
         conn.executemany(Q["insert"], [
@@ -301,7 +285,7 @@ class SQLiteOutbox:
         rows = conn.execute(Q["claim"], {
             "destination": group[0], "test_event_code": group[1], "now": now,
             "lease_until": now + lease, "limit": limit}).fetchall()
-        return sorted(map(_record, rows), key=lambda r: r.id)
+        return sorted(map(record, rows), key=lambda r: r.id)
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         now = time.time()
@@ -342,11 +326,11 @@ class SQLiteOutbox:
         params = {**query.__dict__, "test_only": int(query.test_only),
                   "inspectable": int(query.inspectable)}
         rows = await self._reader.run(lambda conn: conn.execute(Q["find"], params).fetchall())
-        return [_record(row) for row in rows]
+        return [record(row) for row in rows]
 
     async def get(self, id: int) -> OutboxRecord | None:
         row = await self._reader.run(lambda conn: conn.execute(Q["get"], {"id": id}).fetchone())
-        return _record(row) if row else None
+        return record(row) if row else None
 
     async def backlog(self) -> Backlog:
         stats = await self._reader.run(lambda conn: self._stats(conn, Q["backlog"]))
@@ -363,11 +347,15 @@ class SQLiteOutbox:
         oldest = conn.execute(Q["oldest_pending"]).fetchone()
         return OutboxStats.from_counts(conn.execute(counts), oldest[0] if oldest else None)
 
-    def rate_limiter(self, token: str, qps: float) -> RateLimiter:
-        """One process owns this store, so a limiter in memory is shared enough."""
-        return RateLimiter(qps)
-
     async def close(self) -> None:
         if self._reader is not self._writer:
             await asyncio.to_thread(self._reader.stop)
         await asyncio.to_thread(self._writer.stop)
+
+
+def open_store(url: str, options: StoreOptions) -> Store:
+    """`sqlite:///path`: one process owns the file, so a limiter in memory is shared enough."""
+    path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+    backend = SQLiteOutbox(path, dedup_window=options.dedup_window, retention=options.retention,
+                           synchronous=options.synchronous)
+    return Store.of(backend, lambda token, qps: RateLimiter(qps))

@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from ..tiktok import legacy, lint, schema
+from ..tiktok import codes, legacy, lint, schema
 from .faults import Faults, FaultSettings
 from .state import SandboxState, mask_token, new_request_id
 
@@ -77,7 +77,7 @@ class Sandbox:
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return schema.CODE_INVALID_PARAMETER, "Invalid JSON in request body.", {}
+            return codes.CODE_INVALID_PARAMETER, "Invalid JSON in request body.", {}
         if is_legacy and isinstance(body, dict):
             report, v2 = legacy.lint_legacy(body, now=now)
         else:
@@ -89,17 +89,17 @@ class Sandbox:
             return denied[0], denied[1], {}
         problem = report.first_error() or (report.first_dropped() if self.strict else None)
         if problem:
-            return schema.CODE_INVALID_PARAMETER, f"{problem.field}: {problem.message}", {}
+            return codes.CODE_INVALID_PARAMETER, f"{problem.field}: {problem.message}", {}
         failed = self.faults.partial_failures(len(report.events))
         accepted = [v for v in report.events if v.index not in failed]
         self.state.record(v2, accepted, request_id, request.url.path, now)
         if failed:
-            failures = [{"index": i, "code": schema.CODE_INVALID_PARAMETER,
+            failures = [{"index": i, "code": codes.CODE_INVALID_PARAMETER,
                          "message": "event rejected by the sandbox's partial-success fault"}
                         for i in failed]
-            return schema.CODE_PARTIAL, f"{len(failed)} of {len(report.events)} events failed", \
+            return codes.CODE_PARTIAL, f"{len(failed)} of {len(report.events)} events failed", \
                 {"failed_events": failures}
-        return schema.CODE_OK, "OK", {}
+        return codes.CODE_OK, "OK", {}
 
     async def _fault_response(self, now: float) -> tuple[Response, int] | None:
         """The faulty answer in force, with the code to log (HTTP status or TikTok's code)."""
@@ -114,12 +114,12 @@ class Sandbox:
         if faults.should_error():
             if faults.error_kind == "html":
                 return HTMLResponse(NGINX_502, status_code=502), 502
-            return JSONResponse({"code": schema.CODE_INTERNAL, "message": "Internal error. "
+            return JSONResponse({"code": codes.CODE_INTERNAL, "message": "Internal error. "
                                  "Please retry.", "request_id": new_request_id(now)}, 500), 500
         if faults.over_rate_limit(now):
-            return _envelope(schema.CODE_RATE_LIMITED,
+            return _envelope(codes.CODE_RATE_LIMITED,
                              "Too many requests. Please retry in some time.",
-                             new_request_id(now), {}), schema.CODE_RATE_LIMITED
+                             new_request_id(now), {}), codes.CODE_RATE_LIMITED
         return None
 
     # --- the sandbox's own API -------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..tiktok import schema
+from ..tiktok import codes, schema
 from ..tiktok.lint import EventVerdict
 
 DEDUP_WINDOW_SECONDS = 48 * 3600
@@ -82,13 +82,13 @@ class SandboxState:
     def check_token(self, token: str | None, source_id: str) -> tuple[int, str] | None:
         """TikTok's code and message when the token may not send to `source_id`, else None."""
         if not token:
-            return schema.CODE_BAD_TOKEN, "Access token is missing. Set the Access-Token header."
+            return codes.CODE_BAD_TOKEN, "Access token is missing. Set the Access-Token header."
         if not self.tokens:  # open mode: any token works
             return None
         if not any(token in allowed for allowed in self.tokens.values()):
-            return schema.CODE_BAD_TOKEN, "Access token is invalid or has expired."
+            return codes.CODE_BAD_TOKEN, "Access token is invalid or has expired."
         if token not in self.tokens.get(source_id, set()):
-            return schema.CODE_NO_PERMISSION, (
+            return codes.CODE_NO_PERMISSION, (
                 f"No permission to operate pixel code: {source_id}. "
                 "You must be an admin or operator of this advertiser account.")
         return None

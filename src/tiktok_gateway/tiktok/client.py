@@ -22,7 +22,8 @@ import orjson
 from pydantic import SecretStr, ValidationError
 
 from ..exceptions import APIError, RateLimited, RejectedRequest, TransportError
-from . import schema
+from . import codes, schema
+from .codes import Answer
 
 logger = logging.getLogger("tiktok_gateway.client")
 
@@ -137,28 +138,31 @@ class TikTokClient:
 
 
 def _classify(response: httpx.Response, latency: float, events: int) -> Delivery:
+    """A Delivery, or the DeliveryError that `codes` says the answer is."""
     status = response.status_code
-    if status == 429:
-        raise RateLimited(schema.CODE_RATE_LIMITED, "HTTP 429 Too Many Requests",
+    envelope = _envelope(response) if status < 500 and status not in (408, 429) else None
+    by_status = codes.answer_for_status(status, json_body=envelope is not None)
+    if by_status is Answer.RATE_LIMITED:
+        raise RateLimited(codes.CODE_RATE_LIMITED, "HTTP 429 Too Many Requests",
                           retry_after=_retry_after(response))
-    if status >= 500 or status == 408:
-        raise TransportError(f"TikTok answered HTTP {status}: {_snippet(response)}", status=status)
-    envelope = _envelope(response)
+    if by_status is Answer.RETRY_LATER:
+        shape = ": " if envelope is not None or status >= 300 else " without a JSON body: "
+        raise TransportError(f"TikTok answered HTTP {status}{shape}{_snippet(response)}",
+                             status=status)
     if envelope is None:
-        if 200 <= status < 300:
-            raise TransportError(f"TikTok answered HTTP {status} without a JSON body: "
-                                 f"{_snippet(response)}", status=status)
         raise RejectedRequest(status, f"HTTP {status}: {_snippet(response)}")
-    if envelope.code in (schema.CODE_OK, schema.CODE_PARTIAL) and status < 300:
+    answer = codes.answer_for_code(envelope.code)
+    if answer in (Answer.SUCCESS, Answer.PARTIAL) and status < 300:
         return Delivery(envelope, status, latency, events)
-    raise _api_error(envelope, response)
+    raise _api_error(envelope, response, answer)
 
 
-def _api_error(envelope: schema.TrackResponse, response: httpx.Response) -> APIError:
+def _api_error(envelope: schema.TrackResponse, response: httpx.Response,
+               answer: Answer) -> APIError:
     code, message, request_id = envelope.code, envelope.message, envelope.request_id
-    if code == schema.CODE_RATE_LIMITED:
+    if answer is Answer.RATE_LIMITED:
         return RateLimited(code, message, request_id, retry_after=_retry_after(response))
-    if schema.is_retryable_code(code):
+    if answer.retryable:
         return APIError(code, message, request_id)
     return RejectedRequest(code, message, request_id)
 

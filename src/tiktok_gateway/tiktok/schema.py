@@ -7,10 +7,13 @@ it is a default that the configuration can change, and the docs say so.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict
+
+from .codes import CODE_PARTIAL
 
 TRACK_PATH = "/open_api/v1.3/event/track/"
 LEGACY_TRACK_PATH = "/open_api/v1.3/pixel/track/"
@@ -18,7 +21,8 @@ LEGACY_BATCH_PATH = "/open_api/v1.3/pixel/batch/"
 DEFAULT_BASE_URL = "https://business-api.tiktok.com"
 
 MAX_EVENTS_PER_REQUEST = 1000
-# TikTok publishes no byte limit; 1 MiB keeps far below anything reported to fail. UNCONFIRMED.
+# TikTok publishes no byte limit; 1 MB keeps far below anything reported to fail. UNCONFIRMED,
+# so it is a setting (`tiktok.max_request_bytes`); batches that would pass it are split.
 MAX_REQUEST_BYTES = 1_000_000
 
 EVENT_SOURCES = frozenset({"web", "app", "offline", "crm"})
@@ -61,35 +65,6 @@ SHA256_HEX_ANY_CASE = re.compile(r"^[0-9a-fA-F]{64}$")
 PIXEL_CODE = re.compile(r"^[0-9A-Z]{20}$")
 EVENT_SET_ID = re.compile(r"^[0-9]{15,20}$")
 
-# Response codes. Business errors arrive as HTTP 200 with a non-zero code.
-CODE_OK = 0
-CODE_PARTIAL = 20001
-CODE_DATA_ERROR = 40000
-CODE_NO_PERMISSION = 40001
-CODE_INVALID_PARAMETER = 40002
-CODE_NOT_FOUND = 40007
-CODE_RATE_LIMITED = 40100
-CODE_BAD_TOKEN = 40105
-CODE_INTERNAL = 50000
-
-CODE_MEANINGS = {
-    CODE_OK: "OK",
-    CODE_PARTIAL: "partial success: some events were rejected",
-    CODE_DATA_ERROR: "data error (for example every event carried unhashed values)",
-    CODE_NO_PERMISSION: "no permission for this pixel or event set",
-    CODE_INVALID_PARAMETER: "invalid parameter",
-    CODE_NOT_FOUND: "referenced object does not exist",
-    CODE_RATE_LIMITED: "rate limited",
-    CODE_BAD_TOKEN: "access token missing or invalid",
-    CODE_INTERNAL: "TikTok internal error",
-}
-
-
-def is_retryable_code(code: int) -> bool:
-    """Whether a non-zero TikTok code is worth retrying: rate limits and 5xxxx internal errors."""
-    return code == CODE_RATE_LIMITED or 50000 <= code < 60000
-
-
 class TrackResponse(BaseModel):
     """TikTok's response envelope: `{code, message, request_id, data}`."""
 
@@ -116,6 +91,27 @@ class TrackResponse(BaseModel):
             if isinstance(item, dict) and isinstance(item.get("index"), int):
                 out[item["index"]] = str(item.get("message", "rejected"))
         return out
+
+
+def byte_chunks(sizes: Sequence[int], limit: int) -> list[slice]:
+    """Consecutive runs of events, by their JSON sizes, whose `data` list fits in `limit`
+    bytes (a comma between two); an event larger than the limit on its own goes alone."""
+    runs, start, used = [], 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and used + 1 + size > limit:
+            runs.append(slice(start, index))
+            start, used = index, 0
+        used += size + (index > start)
+    if sizes:
+        runs.append(slice(start, len(sizes)))
+    return runs
+
+
+def envelope_bytes(pixel_id: str, *, test_event_code: str | None = None,
+                   event_source: str = "web", partner_name: str | None = "tiktok-gateway") -> int:
+    """The size of a request body with an empty `data` list."""
+    return len(orjson.dumps(build_request(pixel_id, [], test_event_code=test_event_code,
+                                          event_source=event_source, partner_name=partner_name)))
 
 
 def build_request_bytes(

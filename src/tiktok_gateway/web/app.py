@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -44,9 +44,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
                              "openapi": "/openapi.json"})
 
     async def metrics(request: Request) -> Response:
-        await gateway.telemetry.refresh_gauges()
-        return Response(generate_latest(gateway.telemetry.metrics.registry),
-                        media_type=CONTENT_TYPE_LATEST)
+        return Response(await gateway.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     routes: list[BaseRoute] = [
         Route("/v1/events", Ingest(gateway, keys).endpoint, methods=["POST", "OPTIONS"]),

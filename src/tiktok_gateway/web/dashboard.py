@@ -19,11 +19,11 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from .. import insights
+from .. import figures
 from ..gateway import Gateway
 from ..outbox import DEAD, OutboxRecord, RecordQuery
+from ..telemetry import QUALITY_FIELDS
 from ..tiktok.lint import lint_event
-from ..tiktok.schema import build_request
 from .admin import AdminAuth
 from .charts import bar_chart
 
@@ -72,17 +72,16 @@ class Dashboard:
     @staticmethod
     def _window(request: Request) -> str:
         window = request.query_params.get("window", "24h")
-        return window if window in insights.WINDOWS else "24h"
+        return window if window in figures.WINDOWS else "24h"
 
     async def overview(self, request: Request) -> Response:
         window = self._window(request)
-        since = time.time() - insights.WINDOWS[window]
-        telemetry = self.gateway.outbox.telemetry
-        counters = await telemetry.counters(since)
-        backlog = await self.gateway.outbox.backlog()
-        health = insights.tag_health([d.name for d in self.gateway.destinations], counters,
-                                     await telemetry.requests(since), backlog,
-                                     insights.WINDOWS[window], insights.BUCKETS[window])
+        since = time.time() - figures.WINDOWS[window]
+        counters = await self.gateway.counters(since)
+        backlog = await self.gateway.backlog()
+        health = figures.tag_health([d.name for d in self.gateway.destinations], counters,
+                                    await self.gateway.requests(since), backlog,
+                                    figures.WINDOWS[window], figures.BUCKETS[window])
         charts = {h.destination: (
             bar_chart([b.start for b in h.series], [b.requests - b.failed for b in h.series],
                       [b.failed for b in h.series], title=f"requests to TikTok, {h.destination}"),
@@ -92,15 +91,14 @@ class Dashboard:
         oldest = time.time() - backlog.oldest_pending_at if backlog.oldest_pending_at else None
         return self._render(request, "overview.html", window=window, health=health,
                             charts=charts, backlog=backlog, oldest=oldest,
-                            totals=insights.outcome_totals(counters))
+                            totals=figures.outcome_totals(counters))
 
     async def quality(self, request: Request) -> Response:
         window = self._window(request)
-        counters = await self.gateway.outbox.telemetry.counters(
-            time.time() - insights.WINDOWS[window])
+        counters = await self.gateway.counters(time.time() - figures.WINDOWS[window])
         return self._render(request, "quality.html", window=window,
-                            quality=insights.data_quality(counters),
-                            fields=insights.QUALITY_FIELDS, weights=insights.EMQ_WEIGHTS)
+                            quality=figures.data_quality(counters),
+                            fields=QUALITY_FIELDS, weights=figures.EMQ_WEIGHTS)
 
     async def inspector(self, request: Request) -> Response:
         q = request.query_params
@@ -109,28 +107,20 @@ class Dashboard:
         query = RecordQuery(
             event_id=q.get("event_id") or None, order_id=q.get("order_id") or None,
             event_name=q.get("event") or None, state=state if state in STATES else None,
-            since=time.time() - insights.WINDOWS.get(window, insights.WINDOWS["7d"]),
+            since=time.time() - figures.WINDOWS.get(window, figures.WINDOWS["7d"]),
             inspectable=True, limit=200)
-        records = await self.gateway.outbox.find(query)
+        records = await self.gateway.find(query)
         return self._render(request, "inspector.html", records=records, q=q, window=window,
                             states=STATES)
 
     async def inspect(self, request: Request) -> Response:
-        record = await self.gateway.outbox.get(request.path_params["id"])
+        record = await self.gateway.record(request.path_params["id"])
         if record is None:
             return self._render(request, "inspect.html", record=None)
         return self._render(request, "inspect.html", record=record,
                             inbound=json.loads(record.inbound) if record.inbound else None,
-                            sent=self._request_body(record), verdict=_verdict(record),
+                            sent=self.gateway.request_body(record), verdict=_verdict(record),
                             answer=record.result)
-
-    def _request_body(self, record: OutboxRecord) -> dict[str, Any] | None:
-        if not record.payload:
-            return None
-        sender = self.gateway.dispatcher.senders.get(record.destination)
-        pixel = sender.pixel_id if sender else "(destination no longer configured)"
-        return build_request(pixel, [record.data], test_event_code=record.test_event_code or None,
-                             event_source=sender.event_source if sender else "web")
 
     async def test_events(self, request: Request) -> Response:
         return self._render(request, "test_events.html")
@@ -142,7 +132,7 @@ class Dashboard:
             since = time.time() - 3600
             yield "retry: 1000\n\n"
             while not await request.is_disconnected():
-                records = await self.gateway.outbox.find(
+                records = await self.gateway.find(
                     RecordQuery(test_only=True, since=since, limit=200))
                 for record in reversed(records):
                     if seen.get(record.id) != record.state:
@@ -154,7 +144,7 @@ class Dashboard:
                                  headers={"Cache-Control": "no-cache"})
 
     async def dead_letters(self, request: Request) -> Response:
-        records = await self.gateway.outbox.find(RecordQuery(state=DEAD, limit=500))
+        records = await self.gateway.find(RecordQuery(state=DEAD, limit=500))
         replayed = request.query_params.get("replayed")
         return self._render(request, "dead_letters.html", records=records, replayed=replayed)
 
@@ -164,8 +154,7 @@ class Dashboard:
         form = await request.form()
         record_id = form.get("id")
         ids = [int(record_id)] if isinstance(record_id, str) and record_id.isdigit() else None
-        count = await self.gateway.outbox.replay(ids=ids)
-        self.gateway.dispatcher.notify()
+        count = await self.gateway.replay(ids)
         return RedirectResponse(f"/dashboard/dead-letters?replayed={count}", 303)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..exceptions import OutboxError
 from ..gateway import Gateway
 from ..outbox import RecordQuery
 from .auth import KeyRing, presented_key
@@ -20,14 +19,7 @@ class Readiness:
         self.gateway = gateway
 
     async def endpoint(self, request: Request) -> Response:
-        problems = []
-        try:
-            backlog = await self.gateway.outbox.backlog()
-        except OutboxError as exc:
-            problems.append(f"store unreachable: {exc.message}")
-            backlog = None
-        if not self.gateway.dispatcher.running:
-            problems.append("delivery workers are not running")
+        problems, backlog = await self.gateway.readiness()
         body: dict[str, object] = {"status": "ready" if not problems else "not ready", "problems": problems,
                 "demo": self.gateway.demo}
         if backlog:
@@ -49,7 +41,7 @@ class EventStatus:
         event_id = request.query_params.get("event_id")
         if not event_id:
             return JSONResponse({"error": "event_id is required"}, 400)
-        records = await self.gateway.outbox.find(RecordQuery(event_id=event_id, limit=50))
+        records = await self.gateway.find(RecordQuery(event_id=event_id, limit=50))
         return JSONResponse({"event_id": event_id, "deliveries": [
             {"destination": r.destination, "event": r.event_name, "state": r.state,
              "attempts": r.attempts, "test_event_code": r.test_event_code or None,

@@ -1,4 +1,4 @@
-"""POST /v1/events: authenticate, read, hand to the gateway, answer after the commit."""
+"""POST /v1/events: authenticate, read, hand to the ingest core, answer after the commit."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from ..batch import split_events
 from ..exceptions import InvalidEvent, OutboxError
-from ..gateway import Gateway, RequestContext
+from ..gateway import Gateway
+from ..ingest import RequestContext, split_events
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
 from .auth import IngestKey, KeyRing, PerClientLimiter, client_ip, parse_networks, presented_key
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import WebhookSettings, resolve_secret
-from ..exceptions import InvalidEvent
-from ..gateway import Gateway, RequestContext
-from ..observe import CounterBatch
+from ..exceptions import FieldError, InvalidEvent
+from ..gateway import Gateway
+from ..ingest import RequestContext
+from ..sources import Webhook, verify_signature, webhooks
 from ..sources.ga4 import ga4_events
-from ..sources.webhooks import shopify_order, verify_signature, woocommerce_order
 from .auth import KeyRing
 from .ingest import accept_and_answer
 
@@ -27,15 +28,13 @@ class Sources:
         self.gateway = gateway
         self.keys = keys
         self.settings = settings
-        self.shopify_secret = _secret(settings.shopify_secret)
-        self.woocommerce_secret = _secret(settings.woocommerce_secret)
 
     def routes(self) -> list[Route]:
         return [
             Route("/tt.js", self.snippet, methods=["GET"]),
             Route("/mp/collect", self.ga4, methods=["POST"]),
-            Route("/webhooks/shopify", self.shopify, methods=["POST"]),
-            Route("/webhooks/woocommerce", self.woocommerce, methods=["POST"]),
+            *(Route(f"/webhooks/{hook.platform}", self._endpoint(hook), methods=["POST"])
+              for hook in webhooks()),
         ]
 
     async def snippet(self, request: Request) -> Response:
@@ -57,40 +56,36 @@ class Sources:
         # Server to server: the request's IP and user agent are the sender's, not the shopper's.
         return await accept_and_answer(self.gateway, raws, RequestContext())
 
-    async def shopify(self, request: Request) -> Response:
-        topic = request.headers.get("x-shopify-topic", "")
-        return await self._webhook(request, "shopify", self.shopify_secret,
-                                   request.headers.get("x-shopify-hmac-sha256"),
-                                   topic in self.settings.shopify_topics, shopify_order)
+    def _endpoint(self, hook: Webhook) -> Callable[[Request], Awaitable[Response]]:
+        secret = _secret(hook.secret(self.settings))
 
-    async def woocommerce(self, request: Request) -> Response:
-        body = await request.body()
-        if self.woocommerce_secret and not request.headers.get("x-wc-webhook-topic"):
-            # The unsigned ping WooCommerce sends when the webhook is saved: answered, nothing kept.
-            return JSONResponse({"ok": True})
-        try:
-            status = orjson.loads(body).get("status")
-        except (orjson.JSONDecodeError, AttributeError):
-            status = None
-        return await self._webhook(request, "woocommerce", self.woocommerce_secret,
-                                   request.headers.get("x-wc-webhook-signature"),
-                                   status in self.settings.woocommerce_statuses, woocommerce_order)
+        async def endpoint(request: Request) -> Response:
+            return await self._webhook(request, hook, secret)
 
-    async def _webhook(self, request: Request, platform: str, secret: str | None,
-                       signature: str | None, wanted: bool, mapper: Any) -> Response:
+        return endpoint
+
+    async def _webhook(self, request: Request, hook: Webhook, secret: str | None) -> Response:
         body = await request.body()
+        if secret and hook.ping(request.headers):
+            return JSONResponse({"ok": True})  # answered, nothing kept
         if secret is None:
-            return JSONResponse({"error": f"{platform} webhooks are not configured"}, 404)
-        if not verify_signature(secret, body, signature):
-            counts = CounterBatch()
-            counts.add(f"({platform})", "webhook", "bad_signature")
-            self.gateway.telemetry.later(counts)
+            return JSONResponse({"error": f"{hook.platform} webhooks are not configured"}, 404)
+        if not verify_signature(secret, body, request.headers.get(hook.signature_header)):
+            self.gateway.count(f"({hook.platform})", "webhook", "bad_signature")
             return JSONResponse({"error": "invalid signature"}, 401)
-        if not wanted:  # another topic or status: acknowledged, nothing to send
-            return JSONResponse({"ignored": True})
         try:
-            raw = mapper(orjson.loads(body))
-        except (orjson.JSONDecodeError, InvalidEvent) as exc:
+            order: Any = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            order, error = None, str(exc)
+        else:
+            error = ""
+        if not hook.wanted(request.headers, order, self.settings):
+            return JSONResponse({"ignored": True})  # another topic or status: nothing to send
+        try:
+            if error:
+                raise InvalidEvent([FieldError("body", error)])
+            raw = hook.to_event(order)
+        except InvalidEvent as exc:
             # A 2xx stops the platform retrying an order that will never be valid.
             return JSONResponse({"ignored": True, "error": str(exc)})
         return await accept_and_answer(self.gateway, [raw], RequestContext())

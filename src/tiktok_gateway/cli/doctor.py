@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from .config import Settings, resolve_secret
-from .tiktok.schema import DEFAULT_BASE_URL, EVENT_SET_ID, PIXEL_CODE
+from ..config import Settings, resolve_secret
+from ..tiktok.schema import DEFAULT_BASE_URL, EVENT_SET_ID, PIXEL_CODE
 
 Finding = tuple[str, str]  # (level: ok | warn | error, message)
 

@@ -1,4 +1,5 @@
-"""The figures the dashboard and `report` show, computed from the store's counters and logs.
+"""The reader of what `telemetry.py` writes: the figures the dashboard and `report` show,
+computed from the store's counters and request log, and the orders gap report.
 
 Match quality is an *estimate*: TikTok publishes no weights, only that its score is "a
 weighted average of match key coverage". Ours are invented, shown beside the score, and
@@ -12,14 +13,24 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from .observe import DEAD, DELIVERED, DUPLICATE, RECEIVED, REJECTED, RETRIED, SHARED_ID
-from .outbox import Backlog, RequestLog
+from .outbox import SENT, Backlog, RecordQuery, RecordReader, RequestLog, TelemetryStore
+from .telemetry import (
+    DEAD,
+    DELIVERED,
+    DUPLICATE,
+    IP_USER_AGENT,
+    RECEIVED,
+    REJECTED,
+    RETRIED,
+    SHARED_EVENT_ID,
+    is_filtered,
+    present_field,
+)
 
-EMQ_WEIGHTS = {"ttclid": 3.0, "email": 2.0, "phone": 1.5, "ip_user_agent": 1.5,
+EMQ_WEIGHTS = {"ttclid": 3.0, "email": 2.0, "phone": 1.5, IP_USER_AGENT: 1.5,
                "external_id": 1.0, "ttp": 1.0}  # sums to 10: the estimate is on a 0-10 scale
-QUALITY_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent",
-                  "value", "currency", "contents", "content_type")
 ADVICE = {
     "ttclid": "Capture ttclid from the landing URL and send it: it is TikTok's strongest key.",
     "email": "Send the customer's email; the gateway hashes it.",
@@ -90,7 +101,7 @@ class Quality:
 
     @property
     def shared_id_share(self) -> float:
-        return self.share(SHARED_ID.removeprefix("has:"))
+        return self.share(SHARED_EVENT_ID)
 
     @property
     def match_quality(self) -> float:
@@ -158,8 +169,8 @@ def data_quality(counters: Sequence[tuple[int, str, str, str, int]]) -> list[Qua
     for _minute, dest, event, counter, value in counters:
         if dest.startswith("("):
             continue
-        key = RECEIVED if counter == RECEIVED else counter.removeprefix("has:")
-        if counter == RECEIVED or counter.startswith("has:"):
+        key = RECEIVED if counter == RECEIVED else present_field(counter)
+        if key is not None:
             counts[event][key] = counts[event].get(key, 0) + value
     return sorted((Quality(event, c.get(RECEIVED, 0), c) for event, c in counts.items()),
                   key=lambda q: -q.received)
@@ -170,8 +181,59 @@ def outcome_totals(counters: Sequence[tuple[int, str, str, str, int]]) -> dict[s
     totals = {name: 0 for name in (RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED)}
     totals["filtered"] = 0
     for _minute, _dest, _event, counter, value in counters:
-        if counter.startswith("filtered:"):
+        if is_filtered(counter):
             totals["filtered"] += value
         elif counter in totals:
             totals[counter] += value
     return totals
+
+
+PURCHASE_EVENTS = ("CompletePayment", "Purchase")
+
+
+@dataclass
+class GapReport:
+    """True orders against delivered purchase events."""
+
+    orders: int = 0
+    delivered: int = 0
+    pending: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def share(self) -> float | None:
+        return self.delivered / self.orders if self.orders else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"orders": self.orders, "delivered": self.delivered, "share": self.share,
+                "pending": self.pending, "failed": self.failed, "missing": self.missing}
+
+
+async def gap_report(records: RecordReader, order_ids: list[str]) -> GapReport:
+    """Each true order: delivered as a live purchase, still pending, failed, or never seen."""
+    report = GapReport(orders=len(order_ids))
+    for order_id in order_ids:
+        found = [r for r in await records.find(RecordQuery(order_id=order_id, limit=20))
+                 if r.event_name in PURCHASE_EVENTS and not r.test_event_code]
+        states = {r.state for r in found}
+        if SENT in states:
+            report.delivered += 1
+        elif "pending" in states:
+            report.pending.append(order_id)
+        elif states:
+            report.failed.append(order_id)
+        else:
+            report.missing.append(order_id)
+    return report
+
+
+async def collect(records: RecordReader, telemetry: TelemetryStore, destinations: list[str],
+                  since: float) -> dict[str, Any]:
+    """Tag health, data quality and outcome totals since a time, as `report` prints them."""
+    span = max(60.0, time.time() - since)
+    counters = await telemetry.counters(since)
+    requests = await telemetry.requests(since)
+    backlog = await records.backlog()
+    return {"health": tag_health(destinations, counters, requests, backlog, span, span),
+            "quality": data_quality(counters), "totals": outcome_totals(counters)}

@@ -1,26 +1,13 @@
-"""Many inbound events to 2.0 request bodies, with per-event verdicts.
-
-Used by `tiktok-gateway transform`; `split_events` also reads ingest bodies.
-"""
+"""`tiktok-gateway transform`: many inbound events to 2.0 request bodies, with verdicts."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from .exceptions import FieldError, InvalidEvent
-from .pipeline import Transformed, TransformOptions, build_requests, transform
-
-
-def split_events(payload: Any) -> list[Any]:
-    """One event, a JSON list of events, or `{"events": [...]}`, as a list."""
-    if isinstance(payload, list):
-        return payload
-    if isinstance(payload, dict) and isinstance(payload.get("events"), list):
-        return list(payload["events"])
-    if isinstance(payload, dict) and "events" in payload:
-        raise InvalidEvent([FieldError("events", "must be a list of events")])
-    return [payload]
+from ..exceptions import InvalidEvent
+from ..ingest import split_events
+from ..pipeline import Transformed, TransformOptions, build_requests, transform
 
 
 def transform_batch(

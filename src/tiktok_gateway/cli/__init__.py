@@ -1,4 +1,8 @@
-"""The `tiktok-gateway` command: parses arguments and calls the modules that do the work."""
+"""The `tiktok-gateway` command: a surface like `web/`, over the same core.
+
+Each command parses its arguments and calls the core (or a helper module of this package:
+`transform`, `output`, `send`, `doctor`, `defaults`, `logs`); none holds logic of its own.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from . import __version__
-from .batch import transform_batch
-from .config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings
-from .exceptions import ConfigError, GatewayError, InvalidEvent
-from .pipeline import TransformOptions
-from .tiktok import legacy
+from .. import __version__
+from ..config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings, resolve_secret
+from ..exceptions import ConfigError, GatewayError, InvalidEvent
+from ..pipeline import TransformOptions, route_for
+from ..tiktok import legacy
+from .transform import transform_batch
 
 app = typer.Typer(
     help="Server-side tracking gateway for the TikTok Events API.",
@@ -73,7 +77,7 @@ def transform(
     options, pixel_id = TransformOptions(), "PIXEL_CODE"
     if settings and settings.destinations:
         dest = settings.destinations[0]
-        options, pixel_id = dest.transform_options(settings.delivery), dest.pixel_id
+        options, pixel_id = route_for(dest, settings.delivery).options, dest.pixel_id
         test_event_code = test_event_code or dest.test_event_code or None
     if region:
         options = TransformOptions(**{**options.__dict__, "phone_region": region})
@@ -96,7 +100,7 @@ def check(
     if as_json:
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
-        from .reports import print_lint_report
+        from .output import print_lint_report
 
         print_lint_report(report, Console())
     raise typer.Exit(0 if report.ok else 1)
@@ -114,8 +118,6 @@ def parse_tokens(pairs: list[str]) -> dict[str, set[str]]:
 
 def tokens_from_config(settings: Settings) -> dict[str, set[str]]:
     """The sandbox accepts the tokens a gateway config would send, for each pixel."""
-    from .config import resolve_secret
-
     tokens: dict[str, set[str]] = {}
     for dest in settings.destinations:
         secret = resolve_secret(dest.access_token)
@@ -139,8 +141,8 @@ def sandbox(
 ) -> None:
     """Run a local TikTok Events API with a Test Events page and fault injection."""
 
-    from .sandbox import Faults, create_sandbox
-    from .serving import run, serve
+    from ..sandbox import Faults, create_sandbox
+    from ..web.server import run, serve
 
     tokens = parse_tokens(token or [])
     if config:
@@ -177,10 +179,10 @@ def serve(
 ) -> None:
     """Run the gateway: ingest API, delivery workers, health and metrics."""
 
+    from ..web.app import create_app
+    from ..web.server import run
+    from ..web.server import serve as serve_app
     from .logs import configure_logging
-    from .serving import run
-    from .serving import serve as serve_app
-    from .web.app import create_app
 
     path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
     if init and not path.exists():
@@ -199,7 +201,7 @@ def serve(
     gateway = application.state.gateway
 
     def announce(url: str) -> None:
-        from .reports import startup_banner
+        from .output import startup_banner
 
         typer.echo(startup_banner(url, settings, demo=gateway.demo))
         sys.stdout.flush()
@@ -217,8 +219,8 @@ def replay(
     """Queue dead-lettered events again, after fixing what TikTok rejected."""
     import asyncio
 
-    from .outbox import open_outbox
-    from .timeparse import parse_since
+    from ..outbox import open_store
+    from ..timeparse import parse_since
 
     settings = load_config(config)
     assert settings is not None
@@ -228,11 +230,11 @@ def replay(
         raise fail(str(exc)) from None
 
     async def run() -> int:
-        outbox = open_outbox(settings.storage.url)
+        store = open_store(settings.storage.url)
         try:
-            return await outbox.replay(destination=destination, since=since_ts)
+            return await store.outbox.replay(destination=destination, since=since_ts)
         finally:
-            await outbox.close()
+            await store.close()
 
     count = asyncio.run(run())
     typer.echo(f"Queued {count} dead-lettered event(s) for delivery again.")
@@ -254,7 +256,7 @@ def send(
     config: ConfigOption = None,
 ) -> None:
     """Post one event through a running gateway and print what TikTok answered."""
-    from .sendcheck import SendOptions, run_send
+    from .send import SendOptions, run_send
 
     settings = load_config(config, required=url is None or key is None)
     options = SendOptions(event=event, value=value, currency=currency, email=email, phone=phone,
@@ -277,9 +279,10 @@ def report(
     """Tag health and data quality in the terminal; with --orders, the gap report."""
     import asyncio
 
-    from .outbox import open_outbox
-    from .report import collect, gap_report, print_report, read_orders
-    from .timeparse import parse_since
+    from ..figures import collect, gap_report
+    from ..outbox import open_store
+    from ..timeparse import parse_since
+    from .output import print_report, read_orders
 
     settings = load_config(config)
     assert settings is not None
@@ -290,13 +293,14 @@ def report(
         raise fail(str(exc)) from None
 
     async def run() -> tuple[Any, Any]:
-        outbox = open_outbox(settings.storage.url)
+        store = open_store(settings.storage.url)
         try:
-            figures = await collect(outbox, [d.name for d in settings.destinations], since_ts)
-            gap = await gap_report(outbox, order_ids) if order_ids is not None else None
+            figures = await collect(store.records, store.telemetry,
+                                    [d.name for d in settings.destinations], since_ts)
+            gap = await gap_report(store.records, order_ids) if order_ids is not None else None
             return figures, gap
         finally:
-            await outbox.close()
+            await store.close()
 
     figures, gap = asyncio.run(run())
     if as_json:
@@ -310,20 +314,18 @@ def migrate(config: ConfigOption = None) -> None:
     """Create or upgrade the PostgreSQL schema (SQLite needs no migration)."""
     import asyncio
 
+    from ..outbox import migrate as run_migrations
+
     settings = load_config(config)
     assert settings is not None
-    url = settings.storage.url
-    if not url.startswith(("postgresql://", "postgres://")):
-        typer.echo("SQLite and memory stores create their schema themselves; nothing to do.")
-        return
     try:
-        from .outbox.postgres import migrate as run_migrations
-    except ImportError:
-        raise fail("PostgreSQL needs the postgres extra: pip install 'tiktok-gateway[postgres]'") from None
-    try:
-        before, after = asyncio.run(run_migrations(url))
+        versions = asyncio.run(run_migrations(settings.storage.url))
     except GatewayError as exc:
         raise fail(str(exc)) from None
+    if versions is None:
+        typer.echo("SQLite and memory stores create their schema themselves; nothing to do.")
+        return
+    before, after = versions
     typer.echo(f"schema at version {after}" + ("" if before == after else f" (was {before})"))
 
 

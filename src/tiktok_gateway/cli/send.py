@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from .config import Settings, resolve_secret
-from .exceptions import ConfigError
+from ..config import Settings, resolve_secret
+from ..exceptions import ConfigError
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,10 @@ def run_send(options: SendOptions, settings: Settings | None, *, url: str | None
 
 def _order_event_id(settings: Settings | None, options: SendOptions) -> str:
     """The id the gateway derives from the order: named as the (first) destination names it."""
-    from .mapping import NameMapping, deterministic_event_id
+    from ..mapping import NameMapping, deterministic_event_id
+    from ..pipeline import route_for
 
-    names = (settings.destinations[0].transform_options(settings.delivery).names
+    names = (route_for(settings.destinations[0], settings.delivery).options.names
              if settings and settings.destinations else NameMapping())
     name, _ = names.tiktok_name(options.event)
     return deterministic_event_id(options.order_id or "", name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tiktok_gateway.insights import EMQ_WEIGHTS, data_quality, outcome_totals, tag_health
+from tiktok_gateway.figures import EMQ_WEIGHTS, data_quality, outcome_totals, tag_health
 from tiktok_gateway.outbox import Backlog, RequestLog
 
 NOW = 1_800_000_000.0

@@ -1,4 +1,5 @@
-"""What the gateway records about itself: counters per minute, the request log, Prometheus.
+"""The writer of what the gateway records about itself: counters per minute, the request
+log, Prometheus. `figures.py` is its reader.
 
 Counters that belong to stored events are written with them: ingest collects a request's
 counts in a `CounterBatch` and hands it to `outbox.put`, and the store counts deliveries,
@@ -22,18 +23,43 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PrometheusCounter
 
-from .outbox import CounterKey, Outbox, RequestLog, TelemetryStore
+from .outbox import CounterKey, RecordReader, RequestLog, TelemetryStore
 
 logger = logging.getLogger("tiktok_gateway.observe")
 
+# The fields whose presence is counted per event: the data-quality page's columns.
 USER_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent")
 PROPERTY_FIELDS = ("value", "currency", "contents", "content_type")
-# Counter names. Presence counters are "has:<field>"; filters are "filtered:<reason>".
+QUALITY_FIELDS = (*USER_FIELDS, *PROPERTY_FIELDS)
+# Counter names. Presence counters are `presence(field)`; filters are `filtered(reason)`.
 RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED = (
     "received", "duplicate", "delivered", "retried", "dead", "rejected")
-SHARED_ID = "has:shared_event_id"
-HAS_IP_USER_AGENT = "has:ip_user_agent"
-_HAS = {name: f"has:{name}" for name in (*USER_FIELDS, *PROPERTY_FIELDS)}
+_PRESENCE, _FILTERED = "has:", "filtered:"
+
+
+def presence(field: str) -> str:
+    """The counter of events carrying `field` (a quality field, or a derived key below)."""
+    return _PRESENCE + field
+
+
+def present_field(counter: str) -> str | None:
+    """The field a presence counter counts, or None for any other counter."""
+    return counter[len(_PRESENCE):] if counter.startswith(_PRESENCE) else None
+
+
+def filtered(reason: str) -> str:
+    """The counter of events a destination's filter dropped for `reason`."""
+    return _FILTERED + reason
+
+
+def is_filtered(counter: str) -> bool:
+    return counter.startswith(_FILTERED)
+
+
+SHARED_EVENT_ID = "shared_event_id"  # derived keys counted beside the quality fields
+IP_USER_AGENT = "ip_user_agent"
+SHARED_ID, HAS_IP_USER_AGENT = presence(SHARED_EVENT_ID), presence(IP_USER_AGENT)
+_HAS = {name: presence(name) for name in QUALITY_FIELDS}
 
 
 def received_counters(data: dict[str, Any], shared_id: bool) -> tuple[str, ...]:
@@ -102,10 +128,10 @@ class CounterBatch:
 class Telemetry:
     """The request log and best-effort counts in memory, flushed in the background."""
 
-    def __init__(self, store: TelemetryStore, outbox: Outbox | None = None,
+    def __init__(self, store: TelemetryStore, records: RecordReader | None = None,
                  *, interval: float = 2.0) -> None:
         self.store = store
-        self.outbox = outbox
+        self.records = records
         self.interval = interval
         self.metrics = Metrics()
         # Prometheus children by labels: `labels()` takes a lock and builds keys on every call.
@@ -117,7 +143,7 @@ class Telemetry:
     def observe(self, batch: CounterBatch) -> None:
         """Add a request's counts to this process's Prometheus counters."""
         for (_minute, destination, event, name), n in batch.counts.items():
-            if not name.startswith("has:"):
+            if present_field(name) is None:
                 self._event_counter(destination, event, name).inc(n)
 
     def _event_counter(self, destination: str, event: str, name: str) -> Any:
@@ -149,9 +175,9 @@ class Telemetry:
             await self.store.add(counts, requests)
 
     async def refresh_gauges(self) -> None:
-        if self.outbox is None:
+        if self.records is None:
             return
-        backlog = await self.outbox.backlog()
+        backlog = await self.records.backlog()
         self.metrics.pending.set(backlog.pending)
         self.metrics.dead.set(backlog.dead)
         oldest = backlog.oldest_pending_at

@@ -1,0 +1,133 @@
+"""What the CLI prints: lint verdicts, the start-up banner, `report` and the gap report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..config import Settings
+from ..exceptions import ConfigError, FieldError
+from ..figures import EMQ_WEIGHTS, GapReport
+from ..telemetry import QUALITY_FIELDS
+from ..tiktok.lint import LintReport
+
+
+def print_lint_report(report: LintReport, console: Console) -> None:
+    """What TikTok would reject, drop and warn about, event by event."""
+    verdict = "[green]OK[/green]" if report.ok else "[red]REJECTED[/red]"
+    console.print(f"{report.kind}: {verdict}, {len(report.events)} event(s)")
+    _print_findings(console, "request", report.request_errors, report.request_warnings, [])
+    for event in report.events:
+        if event.errors or event.warnings or event.dropped:
+            _print_findings(console, f"event {event.index}", event.errors, event.warnings,
+                            event.dropped)
+    if report.ok and not any(e.warnings or e.dropped for e in report.events):
+        console.print("No problems found.")
+
+
+def _print_findings(
+    console: Console, title: str, errors: list[FieldError], warnings: list[FieldError],
+    dropped: list[FieldError],
+) -> None:
+    if not (errors or warnings or dropped):
+        return
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("verdict")
+    table.add_column("field")
+    table.add_column("why")
+    for style, label, findings in (("red", "error", errors), ("yellow", "dropped", dropped),
+                                   ("cyan", "warning", warnings)):
+        for finding in findings:
+            table.add_row(f"[{style}]{label}[/{style}]", finding.field, finding.message)
+    console.print(table)
+
+
+def startup_banner(url: str, settings: Settings, *, demo: bool) -> str:
+    """What `serve` prints once listening: where to post, and a curl line that works."""
+    lines = [f"tiktok-gateway listening on {url}"]
+    if demo:
+        lines += [
+            "  DEMO MODE: no TikTok access token is configured, so events go to the built-in",
+            "  sandbox, not to TikTok. Set the destination's access_token to go live.",
+            f"  Sandbox Test Events: {url}/tiktok-sandbox/",
+        ]
+    else:
+        lines.append(f"  Delivering to {settings.tiktok.base_url}")
+    lines.append(f"  Post events to:      {url}/v1/events")
+    key = next((k for k in settings.keys if k.kind == "server"), None)
+    if key is not None:
+        secret = key.secret
+        shown = (f"$(cat {secret[5:]})" if secret.startswith("file:") else
+                 f"${secret[4:]}" if secret.startswith("env:") else "<your server key>")
+        lines.append(
+            f"  Try it: curl -X POST {url}/v1/events -H \"Authorization: Bearer {shown}\" "
+            "-H 'Content-Type: application/json' -d '{\"event\": \"purchase\", \"properties\": "
+            "{\"order_id\": \"1001\", \"value\": 25, \"currency\": \"USD\"}, \"user\": "
+            "{\"email\": \"customer@example.com\"}}'")
+    return "\n".join(lines)
+
+
+def read_orders(path: Path) -> list[str]:
+    """Order ids from a CSV with an `order_id` column (time and value columns are optional)."""
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or "order_id" not in reader.fieldnames:
+                raise ConfigError(f"{path}: needs a header row with an order_id column")
+            return [row["order_id"].strip() for row in reader if row.get("order_id", "").strip()]
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def print_report(figures: dict[str, Any], gap: GapReport | None, console: Console) -> None:
+    totals = figures["totals"]
+    console.print("[bold]Events[/bold]: " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+    table = Table(title="Tag health", title_justify="left")
+    for column in ("destination", "requests", "success", "events sent", "p50", "p95",
+                   "pending", "dead"):
+        table.add_column(column, justify="left" if column == "destination" else "right")
+    for h in figures["health"]:
+        table.add_row(h.destination, str(h.requests), _pct(h.success_rate), str(h.events_sent),
+                      _ms(h.latency(0.5)), _ms(h.latency(0.95)), str(h.pending), str(h.dead))
+    console.print(table)
+    for h in figures["health"]:
+        for e in h.errors[:10]:
+            console.print(f"  [red]{h.destination}[/red] code {e.code}: {e.message} "
+                          f"× {e.count}")
+    quality = Table(title="Data quality (share of events carrying each field)",
+                    title_justify="left")
+    quality.add_column("event", no_wrap=True)
+    quality.add_column("events", justify="right")
+    for f in (*QUALITY_FIELDS, "shared id", "match (est.)"):
+        quality.add_column(f, justify="right")
+    for q in figures["quality"]:
+        quality.add_row(q.event, str(q.received), *(_pct(q.share(f)) for f in
+                                                     QUALITY_FIELDS),
+                        _pct(q.shared_id_share), f"{q.match_quality:.1f}")
+    console.print(quality)
+    weights = ", ".join(f"{k} {w}" for k, w in EMQ_WEIGHTS.items())
+    console.print(f"[dim]Match quality is an estimate, not TikTok's score; weights: {weights}[/dim]")
+    if gap is not None:
+        print_gap(gap, console)
+
+
+def print_gap(gap: GapReport, console: Console) -> None:
+    console.print(f"[bold]Gap report[/bold]: {gap.delivered} of {gap.orders} orders delivered as "
+                  f"CompletePayment/Purchase ({_pct(gap.share)})")
+    for label, ids in (("still pending", gap.pending), ("dead-lettered", gap.failed),
+                       ("never received", gap.missing)):
+        if ids:
+            shown = ", ".join(ids[:20]) + (" …" if len(ids) > 20 else "")
+            console.print(f"  {len(ids)} {label}: {shown}")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value * 1000:.0f} ms"

@@ -1,0 +1,213 @@
+"""Ingest without HTTP: validate, route per destination, hash, dedup, store.
+
+`Ingest.accept()` parses each event once (once per distinct property map), runs every
+destination's route (time check, filters, then map and hash: raw personal data ends
+there), and stores what passes in one outbox transaction, which also drops duplicates and
+writes the request's counters. Nothing is acknowledged before that commit. The web layer,
+the CLI and tests call it alike.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .config import DestinationSettings
+from .events import Event
+from .exceptions import DropEvent, FieldError, InvalidEvent
+from .outbox import NewEvent, Outbox, RecordReader
+from .pipeline import Route, Transformed
+from .telemetry import DUPLICATE, REJECTED, CounterBatch, Telemetry, filtered
+from .tiktok.schema import PLAIN_USER_FIELDS
+
+INGEST = "(ingest)"  # the destination name for counters of events rejected before routing
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What ingest knows about the HTTP request an event came in."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    test_event_code: str | None = None
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    queued: int = 0
+    duplicates: int = 0
+    filtered: Counter[str] = field(default_factory=Counter)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "queued": self.queued,
+                "duplicates": self.duplicates, "filtered": dict(self.filtered),
+                "rejected": self.rejected, "warnings": self.warnings}
+
+
+@dataclass
+class Destination:
+    settings: DestinationSettings
+    route: Route
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
+def split_events(payload: Any) -> list[Any]:
+    """One event, a JSON list of events, or `{"events": [...]}`, as a list."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict) and isinstance(payload.get("events"), list):
+        return list(payload["events"])
+    if isinstance(payload, dict) and "events" in payload:
+        raise InvalidEvent([FieldError("events", "must be a list of events")])
+    return [payload]
+
+
+class Ingest:
+    """The gateway's ingest: destinations, and where accepted events go.
+
+    Args:
+        destinations: every configured destination with its route.
+        outbox: where events are stored (with their counters, in one transaction).
+        records: read for the pending count that backpressure needs.
+        telemetry: counts with no stored event to ride along, and Prometheus.
+        on_stored: called after events were stored (wakes the dispatcher).
+        inspect_sample_rate: share of live events whose whole payload the inspector keeps.
+        max_pending: past this many waiting events, `overloaded()` is true.
+    """
+
+    def __init__(self, destinations: Sequence[Destination], outbox: Outbox,
+                 records: RecordReader, telemetry: Telemetry, *,
+                 on_stored: Callable[[], None] = lambda: None,
+                 inspect_sample_rate: float = 0.1, max_pending: int = 1_000_000) -> None:
+        self.destinations = list(destinations)
+        self._outbox = outbox
+        self._records = records
+        self._telemetry = telemetry
+        self._on_stored = on_stored
+        self._sample_rate = inspect_sample_rate
+        self._max_pending = max_pending
+        self._pending = 0
+        self._pending_checked = 0.0
+
+    async def overloaded(self) -> bool:
+        """Backpressure: whether the outbox holds more pending events than allowed."""
+        now = time.monotonic()
+        if now - self._pending_checked > 1.0:
+            self._pending_checked = now
+            self._pending = await self._records.pending()
+        return self._pending >= self._max_pending
+
+    async def accept(self, raws: Sequence[Any], context: RequestContext) -> IngestResult:
+        """Validate, route and durably store events; return the per-event verdicts."""
+        now = time.time()
+        result = IngestResult()
+        counts = CounterBatch()
+        queued: list[NewEvent] = []
+        for index, raw in enumerate(raws):
+            try:
+                new = self._route_event(raw, context, now, result, index, counts)
+            except InvalidEvent as exc:
+                result.rejected.append({"index": index,
+                                        "errors": [e.as_dict() for e in exc.errors]})
+                name = raw.get("event") if isinstance(raw, dict) else None
+                counts.add(INGEST, str(name or "(none)")[:100], REJECTED)
+                continue
+            result.accepted += 1
+            queued.extend(new)
+        if queued:
+            await self._store(queued, counts, result)
+        else:
+            self._telemetry.later(counts)
+        self._telemetry.observe(counts)
+        return result
+
+    async def _store(self, queued: list[NewEvent], counts: CounterBatch,
+                     result: IngestResult) -> None:
+        stored = await self._outbox.put(queued, counts.counts)
+        result.queued = sum(stored)
+        result.duplicates = len(stored) - result.queued
+        for event, fresh in zip(queued, stored, strict=True):
+            if not fresh:  # for Prometheus: the store counted them itself
+                counts.add(event.destination, event.event_name, DUPLICATE)
+        self._on_stored()
+
+    def _route_event(self, raw: Any, context: RequestContext, now: float,
+                     result: IngestResult, index: int, counts: CounterBatch) -> list[NewEvent]:
+        new: list[NewEvent] = []
+        warnings: dict[tuple[str, str], FieldError] = {}
+        parsed: dict[tuple[tuple[str, str], ...], Event] = {}
+        for dest in self.destinations:
+            event = self._parsed(dest.route, raw, parsed)
+            if dest.settings.fill_client_context:
+                event = _with_context(event, context)
+            try:
+                item = dest.route.process(event, now=now)
+            except DropEvent as drop:
+                result.filtered[drop.reason] += 1
+                name, _ = dest.route.options.names.tiktok_name(event.event)
+                counts.add(dest.name, name, filtered(drop.reason))
+                continue
+            warnings.update(((w.field, w.message), w) for w in item.warnings)
+            new.append(self._new_event(dest, item, context, counts))
+        result.warnings.extend({"index": index, **w.as_dict()} for w in warnings.values())
+        return new
+
+    @staticmethod
+    def _parsed(route: Route, raw: Any, parsed: dict[tuple[tuple[str, str], ...], Event]) -> Event:
+        """The event as this route reads it: parsed once per distinct property map."""
+        key = tuple(route.options.property_map.items())
+        event = parsed.get(key)
+        if event is None:
+            event = parsed[key] = route.parse(raw)
+        return event
+
+    def _new_event(self, dest: Destination, item: Transformed, context: RequestContext,
+                   counts: CounterBatch) -> NewEvent:
+        code = (item.test_event_code or context.test_event_code
+                or dest.settings.test_event_code or "")
+        shared_id = bool(item.source.event_id or item.source.order_id)
+        counts.received(dest.name, item.name, item.data, shared_id)
+        sampled = bool(code) or random.random() < self._sample_rate
+        # The inbound copy costs a model dump per event: made only for events the inspector keeps.
+        inbound = orjson.dumps(hashed_inbound(item)).decode() if sampled else None
+        return NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
+                        orjson.dumps(item.data).decode(), code,
+                        order_id=item.source.order_id or "", inbound=inbound, sampled=sampled)
+
+
+def hashed_inbound(item: Transformed) -> dict[str, Any]:
+    """The event as received, for the inspector, with personal data replaced by its hash."""
+    inbound = item.source.model_dump(mode="json", exclude_none=True)
+    user = inbound.get("user") or {}
+    sent = item.data.get("user") or {}
+    for key in list(user):
+        if key in ("email", "phone", "external_id"):
+            user[key] = sent.get(key) or "[invalid: not sent]"
+        elif key not in PLAIN_USER_FIELDS:
+            user[key] = "[unknown field: not sent]"
+    return inbound
+
+
+def _with_context(event: Event, context: RequestContext) -> Event:
+    """Fill the client's IP and user agent from the request when the event lacks them."""
+    user = event.user
+    updates = {}
+    if context.ip and not user.get("ip"):
+        updates["ip"] = context.ip
+    if context.user_agent and not user.get("user_agent"):
+        updates["user_agent"] = context.user_agent
+    if not updates:
+        return event
+    return event.model_copy(update={"user": {**user, **updates}})

@@ -1,0 +1,47 @@
+"""WooCommerce's order webhooks (`order.created`, `order.updated`) as purchase events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import WebhookSettings
+from ..exceptions import FieldError, InvalidEvent
+from . import Webhook, compact, obj
+
+
+def woocommerce_order(order: Any) -> dict[str, Any]:
+    """A WooCommerce order (order.created / order.updated) as a purchase event."""
+    if not isinstance(order, dict) or "id" not in order:
+        raise InvalidEvent([FieldError("id", "not a WooCommerce order: no id")])
+    billing = obj(order.get("billing"))
+    user = compact({
+        "email": billing.get("email"), "phone": billing.get("phone"),
+        "external_id": str(order["customer_id"]) if order.get("customer_id") else None,
+        "ip": order.get("customer_ip_address"), "user_agent": order.get("customer_user_agent"),
+    })
+    meta = {m.get("key"): m.get("value") for m in order.get("meta_data") or [] if isinstance(m, dict)}
+    user.update(compact({"ttclid": meta.get("ttclid"), "ttp": meta.get("_ttp") or meta.get("ttp")}))
+    items = [compact({"item_id": str(li.get("sku") or li.get("variation_id") or li.get("product_id")),
+                       "item_name": li.get("name"), "price": li.get("price"),
+                       "quantity": li.get("quantity")})
+             for li in order.get("line_items") or [] if isinstance(li, dict)]
+    when = order.get("date_paid_gmt") or order.get("date_created_gmt")
+    return {"event": "purchase", "event_time": f"{when}Z" if when and "+" not in when else when,
+            "user": user, "properties": compact({
+                "order_id": str(order["id"]), "value": order.get("total"),
+                "currency": order.get("currency"), "items": items or None})}
+
+
+def _wanted(headers: Mapping[str, str], body: Any, settings: WebhookSettings) -> bool:
+    status = body.get("status") if isinstance(body, dict) else None
+    return status in settings.woocommerce_statuses
+
+
+def _ping(headers: Mapping[str, str]) -> bool:
+    """The unsigned ping WooCommerce sends when the webhook is saved carries no topic."""
+    return not headers.get("x-wc-webhook-topic")
+
+
+WEBHOOK = Webhook("woocommerce", "x-wc-webhook-signature", lambda s: s.woocommerce_secret,
+                  _wanted, woocommerce_order, ping=_ping)
