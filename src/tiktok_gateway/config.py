@@ -57,6 +57,7 @@ class StorageSettings(_Section):
 
     def options(self, delivery: DeliverySettings) -> StoreOptions:
         return StoreOptions(dedup_window=delivery.dedup_window_hours * 3600,
+                            order_window=delivery.order_dedup_days * 86400,
                             retention=self.retention_days * 86400, synchronous=self.synchronous,
                             auto_migrate=self.auto_migrate, pool_size=self.pool_size)
 
@@ -87,6 +88,11 @@ class DeliverySettings(_Section):
     rate_limit_pause_seconds: float = Field(default=1.0, gt=0)
     max_event_age_days: float = Field(default=7, gt=0)
     dedup_window_hours: float = Field(default=48, ge=0)
+    # One order's event is sent once for this long, however late the next copy (0: off).
+    order_dedup_days: float = Field(default=90, ge=0)
+    # A purchase waits this long before delivery, so the webhook's or backend's copy can be
+    # merged into the browser's (or the other way round).
+    merge_window_seconds: float = Field(default=3.0, ge=0, le=300)
 
 
 class ObserveSettings(_Section):
@@ -96,9 +102,13 @@ class ObserveSettings(_Section):
 
 class WebhookSettings(_Section):
     shopify_secret: str = ""
-    shopify_topics: list[str] = Field(default_factory=lambda: ["orders/create"])
+    # orders/create for orders paid at checkout, orders/paid for those paid later (bank
+    # transfer, cash on delivery): one order is sent once, as a purchase when it is paid.
+    shopify_topics: list[str] = Field(default_factory=lambda: ["orders/create", "orders/paid"])
     woocommerce_secret: str = ""
     woocommerce_statuses: list[str] = Field(default_factory=lambda: ["processing", "completed"])
+    # Count orders without a payment date (cash on delivery, cheque) at order time.
+    woocommerce_count_unpaid: bool = False
 
 
 class AdminSettings(_Section):
@@ -112,6 +122,9 @@ class KeySettings(_Section):
     kind: Literal["server", "browser"] = "server"
     allowed_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # A server key's requests come from a backend: its IP and user agent are not the shopper's.
+    # Only for a backend that forwards the browser's own request (and its headers).
+    fill_client_context: bool = False
 
 
 class FilterSettings(_Section):

@@ -28,6 +28,7 @@ from .telemetry import (
     is_filtered,
     present_field,
 )
+from .tiktok import schema
 
 EMQ_WEIGHTS = {"ttclid": 3.0, "email": 2.0, "phone": 1.5, IP_USER_AGENT: 1.5,
                "external_id": 1.0, "ttp": 1.0}  # sums to 10: the estimate is on a 0-10 scale
@@ -188,7 +189,7 @@ def outcome_totals(counters: Sequence[tuple[int, str, str, str, int]]) -> dict[s
     return totals
 
 
-PURCHASE_EVENTS = ("CompletePayment", "Purchase")
+PURCHASE_EVENTS = schema.PURCHASE_EVENTS
 
 
 @dataclass

@@ -20,7 +20,7 @@ from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
 from .exceptions import ConfigError, OutboxError
 from .ingest import Destination, Ingest, IngestResult, RequestContext
-from .outbox import Backlog, OutboxRecord, RecordQuery, RequestLog, Store, open_store
+from .outbox import Backlog, CopyRecord, OutboxRecord, RecordQuery, RequestLog, Store, open_store
 from .pipeline import route_for
 from .ratelimit import Limiter
 from .retry import RetryPolicy
@@ -77,7 +77,8 @@ class Gateway:
         ingest = Ingest(destinations, store.outbox, store.records, telemetry,
                         on_stored=dispatcher.notify,
                         inspect_sample_rate=settings.observe.inspect_sample_rate,
-                        max_pending=settings.storage.max_pending)
+                        max_pending=settings.storage.max_pending,
+                        merge_window=settings.delivery.merge_window_seconds)
         return cls(settings, store, ingest, dispatcher, telemetry, sandbox_app=sandbox_app)
 
     async def start(self) -> None:
@@ -119,6 +120,9 @@ class Gateway:
 
     async def record(self, id: int) -> OutboxRecord | None:
         return await self._store.records.get(id)
+
+    async def copies(self, record_id: int) -> list[CopyRecord]:
+        return await self._store.records.copies(record_id)
 
     async def backlog(self) -> Backlog:
         return await self._store.records.backlog()

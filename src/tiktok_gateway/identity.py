@@ -243,8 +243,28 @@ def _add_ip(ip: str, out: dict[str, Any], warnings: list[FieldError]) -> None:
     normalised = normalise_ip(ip)
     if normalised is None:
         warnings.append(FieldError("user.ip", "not a valid IPv4 or IPv6 address; dropped"))
+    elif not is_public_ip(normalised):
+        warnings.append(FieldError("user.ip", f"{normalised} is a private, loopback, link-local "
+                                              "or unspecified address, not the shopper's; dropped"))
     else:
         out["ip"] = normalised
+
+
+# Addresses that are never a shopper's own: a backend's, a proxy's, or a platform's placeholder
+# (Shopify sends 0.0.0.0 when it does not know).
+_NOT_PUBLIC = tuple(ipaddress.ip_network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+
+
+@lru_cache(maxsize=16384)
+def is_public_ip(canonical: str) -> bool:
+    """Whether an address (in canonical text) could be a shopper's public address."""
+    ip = ipaddress.ip_address(canonical)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast:
+        return False
+    return not any(ip in net for net in _NOT_PUBLIC if net.version == ip.version)
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"

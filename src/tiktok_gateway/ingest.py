@@ -24,18 +24,28 @@ from .exceptions import DropEvent, FieldError, InvalidEvent
 from .outbox import NewEvent, Outbox, RecordReader
 from .pipeline import Route, Transformed
 from .telemetry import DUPLICATE, REJECTED, CounterBatch, Telemetry, filtered
-from .tiktok.schema import PLAIN_USER_FIELDS
+from .tiktok.schema import PLAIN_USER_FIELDS, PURCHASE_EVENTS
 
 INGEST = "(ingest)"  # the destination name for counters of events rejected before routing
 
 
 @dataclass(frozen=True)
 class RequestContext:
-    """What ingest knows about the HTTP request an event came in."""
+    """What ingest knows about the HTTP request an event came in.
+
+    `ip` and `user_agent` are the connection's; they fill an event's user only when
+    `from_shopper` says the request came from the shopper's browser (a browser key, or a
+    server key configured to proxy the browser), never for a backend's own request.
+    `test_only`: the source marked the events as tests (a shop's test order): they go to
+    each destination's test code, or are filtered where it has none.
+    """
 
     ip: str | None = None
     user_agent: str | None = None
     test_event_code: str | None = None
+    from_shopper: bool = False
+    test_only: bool = False
+    source: str = "server"  # browser, server, webhook or ga4: see merge.outranks
 
 
 @dataclass
@@ -43,13 +53,15 @@ class IngestResult:
     accepted: int = 0
     queued: int = 0
     duplicates: int = 0
+    merged: int = 0  # duplicates whose match keys were added to the waiting first copy
     filtered: Counter[str] = field(default_factory=Counter)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "queued": self.queued,
-                "duplicates": self.duplicates, "filtered": dict(self.filtered),
+                "duplicates": self.duplicates, "merged": self.merged,
+                "filtered": dict(self.filtered),
                 "rejected": self.rejected, "warnings": self.warnings}
 
 
@@ -85,12 +97,14 @@ class Ingest:
         on_stored: called after events were stored (wakes the dispatcher).
         inspect_sample_rate: share of live events whose whole payload the inspector keeps.
         max_pending: past this many waiting events, `overloaded()` is true.
+        merge_window: seconds a purchase waits, so that other copies can be merged into it.
     """
 
     def __init__(self, destinations: Sequence[Destination], outbox: Outbox,
                  records: RecordReader, telemetry: Telemetry, *,
                  on_stored: Callable[[], None] = lambda: None,
-                 inspect_sample_rate: float = 0.1, max_pending: int = 1_000_000) -> None:
+                 inspect_sample_rate: float = 0.1, max_pending: int = 1_000_000,
+                 merge_window: float = 0.0) -> None:
         self.destinations = list(destinations)
         self._outbox = outbox
         self._records = records
@@ -98,6 +112,7 @@ class Ingest:
         self._on_stored = on_stored
         self._sample_rate = inspect_sample_rate
         self._max_pending = max_pending
+        self._merge_window = merge_window
         self._pending = 0
         self._pending_checked = 0.0
 
@@ -138,9 +153,11 @@ class Ingest:
         stored = await self._outbox.put(queued, counts.counts)
         result.queued = sum(stored)
         result.duplicates = len(stored) - result.queued
-        for event, fresh in zip(queued, stored, strict=True):
-            if not fresh:  # for Prometheus: the store counted them itself
-                counts.add(event.destination, event.event_name, DUPLICATE)
+        copies = [event for event, fresh in zip(queued, stored, strict=True) if not fresh]
+        for event in copies:  # for Prometheus: the store counted them itself
+            counts.add(event.destination, event.event_name, DUPLICATE)
+        if copies:
+            result.merged = sum(await self._outbox.merge(copies))
         self._on_stored()
 
     def _route_event(self, raw: Any, context: RequestContext, now: float,
@@ -150,9 +167,11 @@ class Ingest:
         parsed: dict[tuple[tuple[str, str], ...], Event] = {}
         for dest in self.destinations:
             event = self._parsed(dest.route, raw, parsed)
-            if dest.settings.fill_client_context:
+            if context.from_shopper and dest.settings.fill_client_context:
                 event = _with_context(event, context)
             try:
+                if context.test_only and not dest.settings.test_event_code:
+                    raise DropEvent("test order")
                 item = dest.route.process(event, now=now)
             except DropEvent as drop:
                 result.filtered[drop.reason] += 1
@@ -182,9 +201,11 @@ class Ingest:
         sampled = bool(code) or random.random() < self._sample_rate
         # The inbound copy costs a model dump per event: made only for events the inspector keeps.
         inbound = orjson.dumps(hashed_inbound(item)).decode() if sampled else None
+        delay = self._merge_window if item.name in PURCHASE_EVENTS else 0.0
         return NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
                         orjson.dumps(item.data).decode(), code,
-                        order_id=item.source.order_id or "", inbound=inbound, sampled=sampled)
+                        order_id=item.source.order_id or "", inbound=inbound, sampled=sampled,
+                        source=context.source, delay=delay)
 
 
 def hashed_inbound(item: Transformed) -> dict[str, Any]:

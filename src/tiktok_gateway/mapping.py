@@ -53,7 +53,8 @@ BUILTIN_NAMES: dict[str, str] = {
     "place_order": "PlaceAnOrder",
     # Segment e-commerce spec, after normalisation ("Order Completed" -> order_completed)
     "order_completed": PURCHASE,
-    "checkout_step_completed": PURCHASE,
+    # "Checkout Step Completed" fires once per step with no order id: never a purchase, and
+    # left unmapped (a custom event) rather than inflating InitiateCheckout.
     "order_placed": "PlaceAnOrder",
     "product_viewed": "ViewContent",
     "product_added": "AddToCart",
@@ -67,6 +68,10 @@ BUILTIN_NAMES: dict[str, str] = {
     "subscription_created": "Subscribe",
     "callback_started": "Contact",
 }
+
+# Events that have no TikTok counterpart and must never go out, not even as custom events:
+# a refund sent as an event would read as a conversion. Recorded as filtered instead.
+NEVER_SENT = frozenset({"refund", "order_refunded", "order_cancelled"})
 
 _SEPARATORS = re.compile(r"[\s\-]+")
 

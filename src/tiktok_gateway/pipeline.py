@@ -214,6 +214,8 @@ class Route:
     def process(self, event: Event, *, now: float | None = None) -> Transformed:
         """Raise DropEvent when a filter drops the event, InvalidEvent when it is invalid."""
         _check_time(event.event_time, time.time() if now is None else now, self.options)
+        if mapping.normalise_name(event.event) in mapping.NEVER_SENT:
+            raise DropEvent("not a TikTok event (refund or cancellation)")
         for processor in self.processors:
             processor(event)
         return _map_and_hash(event, self.options)

@@ -52,6 +52,7 @@ def four_purchases(url: str) -> None:
     events = []
     for i in range(4):
         user = {"email": f"buyer{i}@example.com"} if i < 3 else {"phone": "+12133734253"}
+        user.update(ip="13.57.97.131", user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/124.0")
         events.append({"event": "purchase", "user": user,
                        "properties": {"order_id": f"o-{i}", "value": 10, "currency": "USD"}})
     events.append({"event": "add_to_cart", "properties": {"value": 3, "currency": "USD"}})
@@ -77,7 +78,7 @@ def test_data_quality_figures(make_gateway: Callable[..., str]) -> None:
     assert cell(html, "CompletePayment", "phone") == "25%"
     assert cell(html, "CompletePayment", "currency") == "100%"
     assert cell(html, "AddToCart", "shared_event_id") == "0%"
-    # email 2.0 x 0.75 + phone 1.5 x 0.25 + IP and user agent (from the request) 1.5 x 1
+    # email 2.0 x 0.75 + phone 1.5 x 0.25 + IP and user agent (the shopper's, sent) 1.5 x 1
     assert cell(html, "CompletePayment", "emq") == "3.4"
     assert "had no event_id or order_id" in html
 

@@ -43,10 +43,40 @@ class NewEvent:
     order_id: str = ""
     inbound: str | None = None  # the event as received, personal data hashed (inspector)
     sampled: bool = False  # keep payload and inbound after delivery (inspector sampling)
+    source: str = ""  # browser, server, webhook or ga4: who sent it (merge.outranks)
+    delay: float = 0.0  # seconds before it may be claimed: the merge window of a purchase
 
     @property
     def dedup_key(self) -> tuple[str, str, str, str]:
         return (self.destination, self.event_name, self.event_id, self.test_event_code)
+
+    @property
+    def order_key(self) -> tuple[str, str, str, str] | None:
+        """One order's event is sent once for good, whatever its event_id (None: no order)."""
+        if not self.order_id:
+            return None
+        return (self.destination, self.event_name, self.order_id, self.test_event_code)
+
+
+@dataclass(frozen=True)
+class CopyRecord:
+    """A copy of an event received after the first: merged into it before delivery, or
+    late (the first was already sent or in flight), with the match keys it added or would
+    have added."""
+
+    record_id: int | None
+    destination: str
+    event_name: str
+    event_id: str
+    order_id: str
+    source: str
+    merged: bool
+    added: tuple[str, ...]
+    received_at: float
+
+    @property
+    def outcome(self) -> str:
+        return "merged" if self.merged else "late duplicate"
 
 
 @dataclass(frozen=True)
@@ -220,6 +250,15 @@ class Outbox(Protocol):
         """Queue dead letters again (of a destination, dead-lettered since, or by id); count them."""
         ...
 
+    async def merge(self, copies: Sequence[NewEvent]) -> list[bool]:
+        """Fold copies that `put` found to be duplicates into their first event.
+
+        True for a copy merged into a pending event no worker holds (its match keys added,
+        see `merge.py`), False for a late one; each is kept as a `CopyRecord` and counted
+        ("merged" or "late_duplicate").
+        """
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -231,6 +270,10 @@ class RecordReader(Protocol):
         ...
 
     async def get(self, id: int) -> OutboxRecord | None: ...
+
+    async def copies(self, record_id: int) -> list[CopyRecord]:
+        """The later copies of a record, oldest first."""
+        ...
 
     async def stats(self) -> OutboxStats: ...
 
@@ -261,6 +304,7 @@ class StoreOptions:
     """How a store keeps what it keeps; backends ignore what does not apply to them."""
 
     dedup_window: float = 48 * 3600
+    order_window: float = 90 * 86400
     retention: float = 7 * 86400
     synchronous: str = "FULL"
     auto_migrate: bool = True
@@ -328,7 +372,8 @@ async def migrate(url: str) -> tuple[int, int] | None:
     return await run(url) if run is not None else None
 
 
-__all__ = ["BACKENDS", "DEAD", "PENDING", "SCHEMES", "SENT", "Backend", "Backlog", "CounterKey",
+__all__ = ["BACKENDS", "DEAD", "PENDING", "SCHEMES", "SENT", "Backend", "Backlog", "CopyRecord",
+           "CounterKey",
            "LimiterFactory", "NewEvent", "Outbox", "OutboxRecord", "OutboxStats", "Outcome",
            "RecordQuery", "RecordReader", "RequestLog", "Store", "StoreOptions", "TelemetryStore",
            "migrate", "open_store", "tally"]

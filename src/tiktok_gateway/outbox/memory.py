@@ -14,6 +14,7 @@ from . import (
     PENDING,
     SENT,
     Backlog,
+    CopyRecord,
     CounterKey,
     NewEvent,
     OutboxRecord,
@@ -25,6 +26,7 @@ from . import (
     StoreOptions,
     tally,
 )
+from ._rows import merge_counters, merged_copy
 
 
 class InMemoryTelemetry:
@@ -50,11 +52,17 @@ class InMemoryTelemetry:
 class InMemoryOutbox:
     """Keeps everything in memory; same semantics as the durable backends."""
 
-    def __init__(self, *, dedup_window: float = 48 * 3600) -> None:
+    def __init__(self, *, dedup_window: float = 48 * 3600,
+                 order_window: float = 90 * 86400) -> None:
         self.dedup_window = dedup_window
+        self.order_window = order_window
         self.records: dict[int, OutboxRecord] = {}
         self.dead_at: dict[int, float] = {}
+        self.sources: dict[int, str] = {}
+        self.copy_log: list[CopyRecord] = []
         self._seen: dict[tuple[str, str, str, str], float] = {}
+        self._orders: dict[tuple[str, str, str, str], float] = {}
+        self._claimed: set[int] = set()
         self._next_id = 1
         self._lock = asyncio.Lock()
         self._telemetry = InMemoryTelemetry()
@@ -70,7 +78,7 @@ class InMemoryOutbox:
         async with self._lock:
             await self._telemetry.add(counters or {}, [])
             for event in events:
-                if self._duplicate(event, now):
+                if self._duplicate(event, now) | self._order_seen(event, now):
                     stored.append(False)
                     await self._telemetry.add(
                         tally([(event.destination, event.event_name)], "duplicate", now), [])
@@ -79,8 +87,10 @@ class InMemoryOutbox:
                     id=self._next_id, destination=event.destination,
                     event_name=event.event_name, event_id=event.event_id,
                     event_time=event.event_time, payload=event.payload,
-                    test_event_code=event.test_event_code, created_at=now, available_at=now,
-                    order_id=event.order_id, inbound=event.inbound, sampled=event.sampled)
+                    test_event_code=event.test_event_code, created_at=now,
+                    available_at=now + event.delay, order_id=event.order_id,
+                    inbound=event.inbound, sampled=event.sampled)
+                self.sources[self._next_id] = event.source
                 self._next_id += 1
                 stored.append(True)
         return stored
@@ -94,6 +104,47 @@ class InMemoryOutbox:
         self._seen[event.dedup_key] = now
         return False
 
+    def _order_seen(self, event: NewEvent, now: float) -> bool:
+        key = event.order_key
+        if key is None or not self.order_window:
+            return False
+        seen = self._orders.get(key)
+        if seen is not None and seen > now - self.order_window:
+            return True
+        self._orders[key] = now
+        return False
+
+    async def merge(self, copies: Sequence[NewEvent]) -> list[bool]:
+        now = time.time()
+        records = []
+        async with self._lock:
+            for copy in copies:
+                target = self._copy_target(copy)
+                merging = (target is not None and target.state == PENDING
+                           and target.id not in self._leased(now))
+                found = (target.id, target.payload, self.sources.get(target.id, "")) if target else None
+                record, payload = merged_copy(copy, found, merging=merging, now=now)
+                if payload is not None and target is not None:
+                    self.records[target.id] = dataclasses.replace(target, payload=payload)
+                self.copy_log.append(record)
+                records.append(record)
+            await self._telemetry.add(merge_counters(records, now), [])
+        return [r.merged for r in records]
+
+    def _copy_target(self, copy: NewEvent) -> OutboxRecord | None:
+        return next((r for r in sorted(self.records.values(), key=lambda r: r.id)
+                     if (r.destination, r.event_name, r.test_event_code)
+                     == (copy.destination, copy.event_name, copy.test_event_code)
+                     and (r.event_id == copy.event_id
+                          or (copy.order_id and r.order_id == copy.order_id))), None)
+
+    def _leased(self, now: float) -> set[int]:
+        """Claimed records: their available_at was pushed forward by the lease."""
+        return {r.id for r in self.records.values() if r.id in self._claimed and r.available_at > now}
+
+    async def copies(self, record_id: int) -> list[CopyRecord]:
+        return [c for c in self.copy_log if c.record_id == record_id]
+
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
         now = time.time()
         async with self._lock:
@@ -105,12 +156,14 @@ class InMemoryOutbox:
                             == (first.destination, first.test_event_code)), key=lambda r: r.id)
             claimed = [dataclasses.replace(r, available_at=now + lease) for r in group[:limit]]
             self.records.update((r.id, r) for r in claimed)
+            self._claimed.update(r.id for r in claimed)
         return claimed
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
         now = time.time()
         async with self._lock:
             for id_ in ids:
+                self._claimed.discard(id_)
                 record = self.records[id_]
                 keep = record.sampled or bool(record.test_event_code)
                 self.records[id_] = dataclasses.replace(
@@ -122,6 +175,7 @@ class InMemoryOutbox:
                           retry_at: float | None) -> None:
         async with self._lock:
             for id_ in ids:
+                self._claimed.discard(id_)
                 record = self.records[id_]
                 state = PENDING if retry_at is not None else DEAD
                 finished = time.time() if state == DEAD else None
@@ -174,5 +228,6 @@ class InMemoryOutbox:
 
 def open_store(url: str, options: StoreOptions) -> Store:
     """`memory://`: one process owns it, so a limiter in memory is shared enough."""
-    return Store.of(InMemoryOutbox(dedup_window=options.dedup_window),
+    return Store.of(InMemoryOutbox(dedup_window=options.dedup_window,
+                                   order_window=options.order_window),
                     lambda token, qps: RateLimiter(qps))

@@ -27,6 +27,7 @@ from . import (
     DEAD,
     PENDING,
     Backlog,
+    CopyRecord,
     CounterKey,
     NewEvent,
     OutboxRecord,
@@ -38,7 +39,17 @@ from . import (
     StoreOptions,
     tally,
 )
-from ._rows import COLUMNS, TELEMETRY_RETENTION, counter_rows, first_copies, record
+from ._rows import (
+    COLUMNS,
+    TELEMETRY_RETENTION,
+    copy_record,
+    copy_row,
+    counter_rows,
+    first_copies,
+    merge_counters,
+    merged_copy,
+    record,
+)
 from ._sql import load_queries
 
 Q = load_queries("postgres.sql")
@@ -77,10 +88,11 @@ class PostgresOutbox:
     """The outbox in PostgreSQL, shared by every gateway process that points at it."""
 
     def __init__(self, conninfo: str, *, dedup_window: float = 48 * 3600,
-                 retention: float = 7 * 86400, auto_migrate: bool = True,
-                 pool_size: int = 10) -> None:
+                 order_window: float = 90 * 86400, retention: float = 7 * 86400,
+                 auto_migrate: bool = True, pool_size: int = 10) -> None:
         self.conninfo = conninfo
         self.dedup_window = dedup_window
+        self.order_window = order_window
         self.retention = retention
         self.auto_migrate = auto_migrate
         # Autocommit: a lone statement is its own transaction, with no BEGIN or COMMIT round
@@ -130,10 +142,12 @@ class PostgresOutbox:
         first = first_copies(events)
         rows = [{"position": i, **events[i].__dict__} for i in first.values()]
         window_start = now - self.dedup_window if self.dedup_window else now
+        order_window_start = now - self.order_window if self.order_window else now
         async with self.connection() as conn:
             cursor = await conn.execute(Q["put"], {
                 "events": orjson.dumps(rows).decode(), "counters": _counters_json(counters),
-                "now": now, "window_start": window_start})
+                "now": now, "window_start": window_start,
+                "order_window_start": order_window_start})
             kept = {row[0] for row in await cursor.fetchall()}
             stored = [i in kept for i in range(len(events))]
             duplicates = [(e.destination, e.event_name)
@@ -141,6 +155,28 @@ class PostgresOutbox:
             if duplicates:
                 await _add_counters(conn, tally(duplicates, "duplicate", now))
         return stored
+
+    async def merge(self, copies: Sequence[NewEvent]) -> list[bool]:
+        now = time.time()
+        records = []
+        async with self.connection() as conn, conn.transaction():
+            for copy in copies:
+                params = {**copy.__dict__, "now": now}
+                row = await (await conn.execute(Q["copy_target"], params)).fetchone()
+                target, merging = (tuple(row[:3]), bool(row[3])) if row else (None, False)
+                record, payload = merged_copy(copy, target, merging=merging, now=now)
+                if payload is not None:
+                    await conn.execute(Q["set_payload"], {"id": record.record_id,
+                                                          "payload": payload})
+                await conn.execute(Q["add_copy"], copy_row(record))
+                records.append(record)
+            await _add_counters(conn, merge_counters(records, now))
+        return [r.merged for r in records]
+
+    async def copies(self, record_id: int) -> list[CopyRecord]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(Q["copies_of"], {"id": record_id})
+            return [copy_record(row) for row in await cursor.fetchall()]
 
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
         now = time.time()
@@ -157,6 +193,8 @@ class PostgresOutbox:
         async with self.connection() as conn, conn.transaction():
             await conn.execute(Q["prune"], {"before": now - self.retention})
             await conn.execute(Q["prune_dedup"], {"before": now - self.dedup_window})
+            await conn.execute(Q["prune_orders"], {"before": now - self.order_window})
+            await conn.execute(Q["prune_copies"], {"before": now - self.retention})
             await conn.execute(Q["prune_telemetry"],
                                {"minute": int((now - TELEMETRY_RETENTION) // 60)})
             await conn.execute(Q["prune_requests"], {"before": now - self.retention})
@@ -306,6 +344,7 @@ class PostgresRateLimiter:
 
 def open_store(url: str, options: StoreOptions) -> Store:
     """`postgresql://`: the rate limiter is shared by every process, through the database."""
-    backend = PostgresOutbox(url, dedup_window=options.dedup_window, retention=options.retention,
+    backend = PostgresOutbox(url, dedup_window=options.dedup_window,
+                             order_window=options.order_window, retention=options.retention,
                              auto_migrate=options.auto_migrate, pool_size=options.pool_size)
     return Store.of(backend, lambda token, qps: PostgresRateLimiter(backend, token, qps))

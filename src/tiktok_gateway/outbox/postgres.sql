@@ -75,6 +75,34 @@ ALTER TABLE counters ADD COLUMN IF NOT EXISTS shard INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE counters DROP CONSTRAINT IF EXISTS counters_pkey;
 ALTER TABLE counters ADD PRIMARY KEY (minute, destination, event_name, name, shard);
 
+-- name: migration_3
+-- Order keys kept for months (one purchase per order, however late the update), later copies
+-- of events (merged or late), and who sent each event.
+CREATE TABLE IF NOT EXISTS orders (
+    destination     TEXT             NOT NULL,
+    event_name      TEXT             NOT NULL,
+    order_id        TEXT             NOT NULL,
+    test_event_code TEXT             NOT NULL,
+    seen_at         DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (destination, event_name, order_id, test_event_code)
+);
+CREATE INDEX IF NOT EXISTS orders_seen ON orders (seen_at);
+CREATE TABLE IF NOT EXISTS copies (
+    id          BIGSERIAL PRIMARY KEY,
+    record_id   BIGINT,
+    destination TEXT             NOT NULL,
+    event_name  TEXT             NOT NULL,
+    event_id    TEXT             NOT NULL,
+    order_id    TEXT             NOT NULL,
+    source      TEXT             NOT NULL,
+    merged      BOOLEAN          NOT NULL,
+    added       TEXT             NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS copies_record ON copies (record_id);
+CREATE INDEX IF NOT EXISTS copies_received ON copies (received_at);
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS source TEXT NOT NULL DEFAULT '';
+
 -- name: version_table
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
@@ -92,20 +120,32 @@ INSERT INTO schema_version (version) VALUES (%(version)s);
 WITH incoming AS (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
         position INTEGER, destination TEXT, event_name TEXT, event_id TEXT, event_time BIGINT,
-        test_event_code TEXT, order_id TEXT, payload TEXT, inbound TEXT, sampled BOOLEAN)
+        test_event_code TEXT, order_id TEXT, payload TEXT, inbound TEXT, sampled BOOLEAN,
+        source TEXT, delay DOUBLE PRECISION)
 ), fresh AS (
     INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
     SELECT destination, event_name, event_id, test_event_code, %(now)s FROM incoming
     ON CONFLICT (destination, event_name, event_id, test_event_code)
     DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at <= %(window_start)s
     RETURNING destination, event_name, event_id, test_event_code
+), fresh_orders AS (
+    INSERT INTO orders (destination, event_name, order_id, test_event_code, seen_at)
+    SELECT DISTINCT destination, event_name, order_id, test_event_code, %(now)s::float8
+    FROM incoming WHERE order_id <> ''
+    ON CONFLICT (destination, event_name, order_id, test_event_code)
+    DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE orders.seen_at <= %(order_window_start)s
+    RETURNING destination, event_name, order_id, test_event_code
+), kept AS (
+    SELECT i.* FROM incoming i JOIN fresh f USING (destination, event_name, event_id, test_event_code)
+    WHERE i.order_id = '' OR EXISTS (
+        SELECT 1 FROM fresh_orders o WHERE (o.destination, o.event_name, o.order_id, o.test_event_code)
+                                         = (i.destination, i.event_name, i.order_id, i.test_event_code))
 ), stored AS (
     INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code,
-                        order_id, payload, inbound, sampled, created_at, available_at)
-    SELECT i.destination, i.event_name, i.event_id, i.event_time, i.test_event_code,
-           i.order_id, i.payload, i.inbound, i.sampled, %(now)s, %(now)s
-    FROM incoming i JOIN fresh f USING (destination, event_name, event_id, test_event_code)
-    ORDER BY i.position
+                        order_id, payload, inbound, sampled, created_at, available_at, source)
+    SELECT k.destination, k.event_name, k.event_id, k.event_time, k.test_event_code,
+           k.order_id, k.payload, k.inbound, k.sampled, %(now)s, %(now)s + k.delay, k.source
+    FROM kept k ORDER BY k.position
 ), counted AS (
     INSERT INTO counters (minute, destination, event_name, name, shard, value)
     SELECT minute, destination, event_name, name, pg_backend_pid(), value
@@ -114,8 +154,37 @@ WITH incoming AS (
     ON CONFLICT (minute, destination, event_name, name, shard)
     DO UPDATE SET value = counters.value + EXCLUDED.value
 )
-SELECT i.position FROM incoming i
-JOIN fresh f USING (destination, event_name, event_id, test_event_code);
+SELECT position FROM kept;
+
+-- name: copy_target
+-- The first copy of an event, locked unless a worker holds it (then it is in flight: late).
+SELECT id, payload, source, state = 'pending'
+                            AND (leased_until IS NULL OR leased_until <= %(now)s)
+FROM outbox
+WHERE destination = %(destination)s AND event_name = %(event_name)s
+  AND test_event_code = %(test_event_code)s
+  AND (event_id = %(event_id)s OR (%(order_id)s <> '' AND order_id = %(order_id)s))
+ORDER BY id LIMIT 1
+FOR UPDATE SKIP LOCKED;
+
+-- name: set_payload
+UPDATE outbox SET payload = %(payload)s WHERE id = %(id)s;
+
+-- name: add_copy
+INSERT INTO copies (record_id, destination, event_name, event_id, order_id, source, merged,
+                    added, received_at)
+VALUES (%(record_id)s, %(destination)s, %(event_name)s, %(event_id)s, %(order_id)s,
+        %(source)s, %(merged)s::int::boolean, %(added)s, %(received_at)s);
+
+-- name: copies_of
+SELECT record_id, destination, event_name, event_id, order_id, source, merged, added, received_at
+FROM copies WHERE record_id = %(id)s ORDER BY id;
+
+-- name: prune_orders
+DELETE FROM orders WHERE seen_at < %(before)s;
+
+-- name: prune_copies
+DELETE FROM copies WHERE received_at < %(before)s;
 
 -- name: claim
 -- Pick the group of the oldest due event no other process holds, then lease its due events.

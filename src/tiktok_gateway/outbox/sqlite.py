@@ -27,6 +27,7 @@ from . import (
     DEAD,
     PENDING,
     Backlog,
+    CopyRecord,
     CounterKey,
     NewEvent,
     OutboxRecord,
@@ -38,7 +39,16 @@ from . import (
     StoreOptions,
     tally,
 )
-from ._rows import TELEMETRY_RETENTION, counter_rows, first_copies, record
+from ._rows import (
+    TELEMETRY_RETENTION,
+    copy_record,
+    copy_row,
+    counter_rows,
+    first_copies,
+    merge_counters,
+    merged_copy,
+    record,
+)
 from ._sql import load_queries
 
 Q = load_queries("sqlite.sql")
@@ -197,15 +207,19 @@ class SQLiteOutbox:
     """The outbox in one SQLite file. `path` may be `:memory:` only for a single connection."""
 
     def __init__(self, path: str, *, dedup_window: float = 48 * 3600,
-                 retention: float = 7 * 86400, synchronous: str = "FULL") -> None:
+                 order_window: float = 90 * 86400, retention: float = 7 * 86400,
+                 synchronous: str = "FULL") -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.dedup_window = dedup_window
+        self.order_window = order_window
         self.retention = retention
         with _map_sqlite_errors():
             writer = connect(path, synchronous)
             writer.executescript(Q["schema"])
+            if ("source",) not in writer.execute(Q["outbox_columns"]).fetchall():
+                writer.execute(Q["add_source_column"])
             writer.execute(Q["release_leases"])
             reader = writer if path == ":memory:" else connect(path, synchronous)
         # Counters of every operation in a transaction, merged and written once before COMMIT.
@@ -242,10 +256,14 @@ class SQLiteOutbox:
         now = time.time()
         first = first_copies(events)
         fresh = self._remember(conn, list(first), now)
-        stored = [first[e.dedup_key] == i and e.dedup_key in fresh for i, e in enumerate(events)]
+        fresh_orders = self._remember_orders(
+            conn, [events[i].order_key for i in first.values() if events[i].order_key], now)
+        stored = [first.get(e.dedup_key) == i and e.dedup_key in fresh
+                  and (e.order_key is None or e.order_key in fresh_orders)
+                  for i, e in enumerate(events)]
         conn.executemany(Q["insert"], [
             (e.destination, e.event_name, e.event_id, e.event_time, e.test_event_code, e.order_id,
-             e.payload, e.inbound, int(e.sampled), now, now)
+             e.payload, e.inbound, int(e.sampled), now, now + e.delay, e.source)
             for e, keep in zip(events, stored, strict=True) if keep])
         duplicates = [(e.destination, e.event_name) for e, ok in zip(events, stored, strict=True)
                       if not ok]
@@ -271,6 +289,38 @@ class SQLiteOutbox:
                 "window_start": window_start}).fetchall()
         return {tuple(row) for row in rows}
 
+    def _remember_orders(self, conn: sqlite3.Connection, keys: list[Any],
+                         now: float) -> set[tuple[str, str, str, str]]:
+        """Record the order keys; return those not seen within the order window."""
+        if not keys or not self.order_window:
+            return set(keys)
+        rows = conn.execute(Q["remember_orders_many"], {
+            "keys": orjson.dumps(keys).decode(), "now": now,
+            "window_start": now - self.order_window}).fetchall()
+        return {tuple(row) for row in rows}
+
+    async def merge(self, copies: Sequence[NewEvent]) -> list[bool]:
+        return await self._writer.run(lambda conn: self._merge(conn, copies))
+
+    def _merge(self, conn: sqlite3.Connection, copies: Sequence[NewEvent]) -> list[bool]:
+        now = time.time()
+        records = []
+        for copy in copies:
+            row = conn.execute(Q["copy_target"], {**copy.__dict__, "now": now}).fetchone()
+            target, merging = (tuple(row[:3]), bool(row[3])) if row else (None, False)
+            record, payload = merged_copy(copy, target, merging=merging, now=now)
+            if payload is not None:
+                conn.execute(Q["set_payload"], {"id": record.record_id, "payload": payload})
+            conn.execute(Q["add_copy"], copy_row(record))
+            records.append(record)
+        self._count(merge_counters(records, now))
+        return [r.merged for r in records]
+
+    async def copies(self, record_id: int) -> list[CopyRecord]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(Q["copies_of"], {"id": record_id}).fetchall())
+        return [copy_record(row) for row in rows]
+
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
         if time.time() - self._last_prune > PRUNE_EVERY:
             self._last_prune = time.time()
@@ -292,6 +342,8 @@ class SQLiteOutbox:
         conn.execute(Q["prune_sent"], {"before": now - self.retention})
         if self.dedup_window:
             conn.execute(Q["prune_dedup"], {"before": now - self.dedup_window})
+        conn.execute(Q["prune_orders"], {"before": now - self.order_window})
+        conn.execute(Q["prune_copies"], {"before": now - self.retention})
         conn.execute(Q["prune_telemetry"], {"minute": int((now - TELEMETRY_RETENTION) // 60)})
         conn.execute(Q["prune_requests"], {"before": now - self.retention})
 
@@ -356,6 +408,7 @@ class SQLiteOutbox:
 def open_store(url: str, options: StoreOptions) -> Store:
     """`sqlite:///path`: one process owns the file, so a limiter in memory is shared enough."""
     path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
-    backend = SQLiteOutbox(path, dedup_window=options.dedup_window, retention=options.retention,
+    backend = SQLiteOutbox(path, dedup_window=options.dedup_window,
+                           order_window=options.order_window, retention=options.retention,
                            synchronous=options.synchronous)
     return Store.of(backend, lambda token, qps: RateLimiter(qps))

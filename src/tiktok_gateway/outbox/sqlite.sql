@@ -36,6 +36,32 @@ CREATE TABLE IF NOT EXISTS dedup (
     PRIMARY KEY (destination, event_name, event_id, test_event_code)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dedup_seen ON dedup (seen_at);
+-- One order's event per destination, kept far longer than TikTok's 48 hours: a late update
+-- of the order must not become a second purchase.
+CREATE TABLE IF NOT EXISTS orders (
+    destination     TEXT NOT NULL,
+    event_name      TEXT NOT NULL,
+    order_id        TEXT NOT NULL,
+    test_event_code TEXT NOT NULL,
+    seen_at         REAL NOT NULL,
+    PRIMARY KEY (destination, event_name, order_id, test_event_code)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS orders_seen ON orders (seen_at);
+-- Later copies of an event: merged into it, or late.
+CREATE TABLE IF NOT EXISTS copies (
+    id          INTEGER PRIMARY KEY,
+    record_id   INTEGER,
+    destination TEXT NOT NULL,
+    event_name  TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    order_id    TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    merged      INTEGER NOT NULL,
+    added       TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS copies_record ON copies (record_id);
+CREATE INDEX IF NOT EXISTS copies_received ON copies (received_at);
 CREATE TABLE IF NOT EXISTS counters (
     minute      INTEGER NOT NULL,
     destination TEXT    NOT NULL,
@@ -68,6 +94,14 @@ ON CONFLICT (destination, event_name, event_id, test_event_code)
 DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at <= :window_start
 RETURNING destination, event_name, event_id, test_event_code;
 
+-- name: remember_orders_many
+-- The same for order keys, with their own (long) window.
+INSERT INTO orders (destination, event_name, order_id, test_event_code, seen_at)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, :now FROM json_each(:keys) WHERE true
+ON CONFLICT (destination, event_name, order_id, test_event_code)
+DO UPDATE SET seen_at = excluded.seen_at WHERE orders.seen_at <= :window_start
+RETURNING destination, event_name, order_id, test_event_code;
+
 -- name: remember_one
 -- The same for a request of one event, without the JSON round trip.
 INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
@@ -79,8 +113,37 @@ RETURNING destination, event_name, event_id, test_event_code;
 -- name: insert
 -- Positional: binding a tuple is a third cheaper than looking each name up in a dict.
 INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code, order_id,
-                    payload, inbound, sampled, created_at, available_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                    payload, inbound, sampled, created_at, available_at, source)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: outbox_columns
+SELECT name FROM pragma_table_info('outbox');
+
+-- name: add_source_column
+-- Stores made before sources were kept: their events count as the server's.
+ALTER TABLE outbox ADD COLUMN source TEXT NOT NULL DEFAULT '';
+
+-- name: copy_target
+-- The first copy of an event: by its event id, or by its order for an order's event.
+SELECT id, payload, source, state = 'pending' AND (leased_until IS NULL OR leased_until <= :now)
+FROM outbox
+WHERE destination = :destination AND event_name = :event_name
+  AND test_event_code = :test_event_code
+  AND (event_id = :event_id OR (:order_id != '' AND order_id = :order_id))
+ORDER BY id LIMIT 1;
+
+-- name: set_payload
+UPDATE outbox SET payload = :payload WHERE id = :id;
+
+-- name: add_copy
+INSERT INTO copies (record_id, destination, event_name, event_id, order_id, source, merged,
+                    added, received_at)
+VALUES (:record_id, :destination, :event_name, :event_id, :order_id, :source, :merged,
+        :added, :received_at);
+
+-- name: copies_of
+SELECT record_id, destination, event_name, event_id, order_id, source, merged, added, received_at
+FROM copies WHERE record_id = :id ORDER BY id;
 
 -- name: next_group
 SELECT destination, test_event_code FROM outbox
@@ -196,6 +259,12 @@ SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;
 
 -- name: prune_sent
 DELETE FROM outbox WHERE state = 'sent' AND finished_at < :before;
+
+-- name: prune_orders
+DELETE FROM orders WHERE seen_at < :before;
+
+-- name: prune_copies
+DELETE FROM copies WHERE received_at < :before;
 
 -- name: prune_dedup
 DELETE FROM dedup WHERE seen_at < :before;

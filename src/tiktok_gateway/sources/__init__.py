@@ -32,16 +32,19 @@ class Webhook:
         platform: the route's last part and the name in counters.
         signature_header: where the platform puts base64(HMAC-SHA256(secret, body)).
         secret: the secret reference from the settings ("" when not configured).
-        wanted: whether an authentic body is one to send (its topic or order status).
+        not_sent: why an authentic body is not a purchase to send (its topic, or the order's
+            state: unpaid, cancelled, refunded), or None when it is one.
         to_event: the platform's order as an inbound event; raises InvalidEvent.
+        is_test: whether the order is a test order (sent only with a test code).
         ping: whether a request is the platform's unsigned set-up ping (answered, not kept).
     """
 
     platform: str
     signature_header: str
     secret: Callable[[WebhookSettings], str]
-    wanted: Callable[[Mapping[str, str], Any, WebhookSettings], bool]
-    to_event: Callable[[Any], dict[str, Any]]
+    not_sent: Callable[[Mapping[str, str], Any, WebhookSettings], str | None]
+    to_event: Callable[[Mapping[str, str], Any], dict[str, Any]]
+    is_test: Callable[[Any], bool] = lambda order: False
     ping: Callable[[Mapping[str, str]], bool] = lambda headers: False
 
 
@@ -61,6 +64,14 @@ def obj(value: Any) -> dict[str, Any]:
 def compact(values: dict[str, Any]) -> dict[str, Any]:
     """Without the keys a platform left empty."""
     return {k: v for k, v in values.items() if v not in (None, "", [])}
+
+
+def item_id(*candidates: Any) -> str | None:
+    """A line item's id: the first of its ids the platform filled (custom items have none)."""
+    for candidate in candidates:
+        if candidate not in (None, "", 0):
+            return str(candidate)
+    return None
 
 
 def webhooks() -> list[Webhook]:

@@ -3,6 +3,8 @@
 Sites already sending GA4 events server-side (or a tag manager's GA4 client) can point
 at `/mp/collect`. `user_id` becomes external_id; `transaction_id` becomes order_id, so a
 purchase gets the same deterministic event_id as the browser snippet and the webhooks.
+GA4's consent signals are honoured: `ad_user_data` DENIED sends the event with no user
+data at all, `ad_personalization` DENIED sets TikTok's `limited_data_use`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,20 @@ def ga4_events(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise InvalidEvent([FieldError("events", "a GA4 Measurement Protocol body needs an "
                                                  "events list")])
-    user = _user(body)
+    consent = body.get("consent") if isinstance(body.get("consent"), dict) else {}
+    assert isinstance(consent, dict)
+    with_user = not _denied(consent.get("ad_user_data"))
+    user = _user(body) if with_user else {}
     default_time = body.get("timestamp_micros")
-    return [_event(item, user, default_time) for item in body["events"]]
+    events = [_event(item, user, default_time, with_user) for item in body["events"]]
+    if _denied(consent.get("ad_personalization")):
+        for event in events:
+            event["limited_data_use"] = True
+    return events
+
+
+def _denied(signal: Any) -> bool:
+    return isinstance(signal, str) and signal.upper() == "DENIED"
 
 
 def _user(body: dict[str, Any]) -> dict[str, Any]:
@@ -40,13 +53,13 @@ def _user(body: dict[str, Any]) -> dict[str, Any]:
             user[ours] = data[theirs]
     if body.get("ip_override"):
         user["ip"] = body["ip_override"]
-    device = body.get("device") if isinstance(body.get("device"), dict) else {}
-    if isinstance(device, dict) and device.get("user_agent"):
-        user["user_agent"] = device["user_agent"]
+    # GA4 carries the user agent at the top level; its `device` object has none.
+    if isinstance(body.get("user_agent"), str) and body["user_agent"]:
+        user["user_agent"] = body["user_agent"]
     return user
 
 
-def _event(item: Any, user: dict[str, Any], default_time: Any) -> dict[str, Any]:
+def _event(item: Any, user: dict[str, Any], default_time: Any, with_user: bool) -> dict[str, Any]:
     if not isinstance(item, dict):
         return {"event": None}  # rejected by the pipeline with a clear message
     params = item.get("params") if isinstance(item.get("params"), dict) else {}
@@ -63,6 +76,6 @@ def _event(item: Any, user: dict[str, Any], default_time: Any) -> dict[str, Any]
     if page:
         event["page"] = page
     for key in ("ttclid", "ttp"):
-        if params.get(key):
+        if params.get(key) and with_user:
             event["user"][key] = params[key]
     return event

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from ..config import WebhookSettings
 from ..exceptions import FieldError, InvalidEvent
-from . import Webhook, compact, obj
+from . import Webhook, compact, item_id, obj
+
+# financial_status values of an order that has been paid (partially refunded was paid first).
+PAID = frozenset({"paid", "partially_refunded"})
 
 
-def shopify_order(order: Any) -> dict[str, Any]:
+def shopify_order(order: Any, topic: str = "orders/create") -> dict[str, Any]:
     """A Shopify order (orders/create or orders/paid) as a purchase event."""
     if not isinstance(order, dict) or "id" not in order:
         raise InvalidEvent([FieldError("id", "not a Shopify order: no id")])
@@ -25,17 +29,29 @@ def shopify_order(order: Any) -> dict[str, Any]:
         "external_id": str(customer["id"]) if customer.get("id") else None,
         "ip": order.get("browser_ip") or client.get("browser_ip"),
         "user_agent": client.get("user_agent"),
-        "ttclid": notes.get("ttclid"), "ttp": notes.get("ttp") or notes.get("_ttp"),
+        "ttclid": notes.get("ttclid") or _query_value(order.get("landing_site"), "ttclid"),
+        "ttp": notes.get("ttp") or notes.get("_ttp"),
     })
-    items = [compact({"item_id": str(li.get("sku") or li.get("variant_id") or li.get("product_id")),
-                       "item_name": li.get("title"), "price": li.get("price"),
-                       "quantity": li.get("quantity")})
+    items = [compact({"item_id": item_id(li.get("sku"), li.get("variant_id"), li.get("product_id")),
+                      "item_name": li.get("title"), "price": li.get("price"),
+                      "quantity": li.get("quantity")})
              for li in order.get("line_items") or [] if isinstance(li, dict)]
-    return {"event": "purchase", "event_time": order.get("processed_at") or order.get("created_at"),
+    # orders/paid: the purchase happened when it was paid, which may be days after the order.
+    paid_at = order.get("updated_at") if topic == "orders/paid" else None
+    return {"event": "purchase",
+            "event_time": paid_at or order.get("processed_at") or order.get("created_at"),
             "user": user, "properties": compact({
                 "order_id": str(order["id"]), "value": order.get("total_price"),
                 "currency": order.get("currency"), "items": items or None,
                 "shop_id": _domain(order.get("order_status_url"))})}
+
+
+def _query_value(url: Any, name: str) -> str | None:
+    """One query parameter of a URL (Shopify's landing_site holds the first URL of the visit)."""
+    if not isinstance(url, str) or "?" not in url:
+        return None
+    values = parse_qs(urlsplit(url).query).get(name)
+    return values[0] if values else None
 
 
 def _domain(url: Any) -> str | None:
@@ -44,9 +60,22 @@ def _domain(url: Any) -> str | None:
     return url.split("//", 1)[1].split("/", 1)[0]
 
 
-def _wanted(headers: Mapping[str, str], body: Any, settings: WebhookSettings) -> bool:
-    return headers.get("x-shopify-topic", "") in settings.shopify_topics
+def _not_sent(headers: Mapping[str, str], order: Any, settings: WebhookSettings) -> str | None:
+    """Why this order is not a live purchase to send now, or None."""
+    topic = headers.get("x-shopify-topic", "")
+    if topic not in settings.shopify_topics:
+        return f"topic {topic or '(none)'} is not configured in [webhooks] shopify_topics"
+    order = obj(order)
+    if order.get("cancelled_at"):
+        return "cancelled order"
+    status = order.get("financial_status")
+    if status in ("voided", "refunded"):
+        return f"{status} order"
+    if topic != "orders/paid" and status not in PAID:
+        return f"not paid yet (financial_status {status}): sent when orders/paid comes"
+    return None
 
 
-WEBHOOK = Webhook("shopify", "x-shopify-hmac-sha256", lambda s: s.shopify_secret, _wanted,
-                  shopify_order)
+WEBHOOK = Webhook("shopify", "x-shopify-hmac-sha256", lambda s: s.shopify_secret, _not_sent,
+                  lambda headers, order: shopify_order(order, headers.get("x-shopify-topic", "")),
+                  is_test=lambda order: obj(order).get("test") is True)

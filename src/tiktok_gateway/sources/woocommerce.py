@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from typing import Any
 
 from ..config import WebhookSettings
 from ..exceptions import FieldError, InvalidEvent
-from . import Webhook, compact, obj
+from . import Webhook, compact, item_id, obj
 
 
 def woocommerce_order(order: Any) -> dict[str, Any]:
@@ -22,8 +23,8 @@ def woocommerce_order(order: Any) -> dict[str, Any]:
     })
     meta = {m.get("key"): m.get("value") for m in order.get("meta_data") or [] if isinstance(m, dict)}
     user.update(compact({"ttclid": meta.get("ttclid"), "ttp": meta.get("_ttp") or meta.get("ttp")}))
-    items = [compact({"item_id": str(li.get("sku") or li.get("variation_id") or li.get("product_id")),
-                       "item_name": li.get("name"), "price": li.get("price"),
+    items = [compact({"item_id": item_id(li.get("sku"), li.get("variation_id"), li.get("product_id")),
+                       "item_name": html.unescape(str(li.get("name") or "")), "price": li.get("price"),
                        "quantity": li.get("quantity")})
              for li in order.get("line_items") or [] if isinstance(li, dict)]
     when = order.get("date_paid_gmt") or order.get("date_created_gmt")
@@ -33,9 +34,16 @@ def woocommerce_order(order: Any) -> dict[str, Any]:
                 "currency": order.get("currency"), "items": items or None})}
 
 
-def _wanted(headers: Mapping[str, str], body: Any, settings: WebhookSettings) -> bool:
-    status = body.get("status") if isinstance(body, dict) else None
-    return status in settings.woocommerce_statuses
+def _not_sent(headers: Mapping[str, str], order: Any, settings: WebhookSettings) -> str | None:
+    """Why this order is not a purchase to send now, or None."""
+    order = obj(order)
+    status = order.get("status")
+    if status not in settings.woocommerce_statuses:
+        return f"status {status} is not configured in [webhooks] woocommerce_statuses"
+    paid = order.get("date_paid_gmt") or order.get("date_paid")
+    if not paid and not settings.woocommerce_count_unpaid:
+        return "not paid yet (no date_paid: cash on delivery or cheque)"
+    return None
 
 
 def _ping(headers: Mapping[str, str]) -> bool:
@@ -44,4 +52,4 @@ def _ping(headers: Mapping[str, str]) -> bool:
 
 
 WEBHOOK = Webhook("woocommerce", "x-wc-webhook-signature", lambda s: s.woocommerce_secret,
-                  _wanted, woocommerce_order, ping=_ping)
+                  _not_sent, lambda headers, order: woocommerce_order(order), ping=_ping)

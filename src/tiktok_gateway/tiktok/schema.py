@@ -48,6 +48,8 @@ APP_STANDARD_EVENTS = frozenset(
     }
 )
 STANDARD_EVENTS = WEB_STANDARD_EVENTS | LEGACY_STANDARD_EVENTS
+# A completed order, under either name a destination may choose.
+PURCHASE_EVENTS = frozenset({"CompletePayment", "Purchase"})
 # Events for which TikTok recommends value and currency.
 VALUE_EVENTS = frozenset(
     {"Purchase", "CompletePayment", "PlaceAnOrder", "AddToCart", "InitiateCheckout",

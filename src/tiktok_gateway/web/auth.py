@@ -24,6 +24,12 @@ class IngestKey:
     kind: str
     allowed_origins: frozenset[str]
     rate_limit_per_minute: int
+    fill_client_context: bool = False
+
+    @property
+    def from_shopper(self) -> bool:
+        """Whether the connection's IP and user agent are the shopper's."""
+        return self.is_browser or self.fill_client_context
 
     @property
     def is_browser(self) -> bool:
@@ -42,7 +48,7 @@ class KeyRing:
                                   "...) is not set")
             origins = frozenset(o.rstrip("/") for o in key.allowed_origins)
             self.keys.append(IngestKey(key.name, secret.get_secret_value(), key.kind, origins,
-                                       key.rate_limit_per_minute))
+                                       key.rate_limit_per_minute, key.fill_client_context))
         self.browser_origins = frozenset().union(*(k.allowed_origins for k in self.keys
                                                    if k.is_browser))
 

@@ -34,9 +34,14 @@ def error(status: int, message: str, headers: dict[str, str] | None = None,
     return FastJSONResponse({"error": message, **extra}, status, headers=headers)
 
 
-async def accept_and_answer(gateway: Gateway, raws: list[Any],
-                            context: RequestContext) -> Response:
-    """Store events and answer as every ingest route does: 202, 422, or 503 to retry later."""
+async def accept_and_answer(gateway: Gateway, raws: list[Any], context: RequestContext, *,
+                            acknowledge: bool = False) -> Response:
+    """Store events and answer as every ingest route does: 202, 422, or 503 to retry later.
+
+    `acknowledge`: a platform's webhook whose events were all rejected gets 200 with the
+    reasons, not 422: the platform would retry it for hours and then disable the webhook,
+    and resending cannot fix it. Only "could not store it" (503) asks for a retry.
+    """
     try:
         if await gateway.overloaded():
             return error(503, "the outbox is full; retry later", {"Retry-After": "5"})
@@ -44,8 +49,25 @@ async def accept_and_answer(gateway: Gateway, raws: list[Any],
     except OutboxError:
         return error(503, "storage unavailable; nothing was stored, retry later",
                      {"Retry-After": "5"})
-    status = 202 if result.accepted or not result.rejected else 422
-    return FastJSONResponse(result.as_dict(), status)
+    if result.accepted or not result.rejected:
+        return FastJSONResponse(result.as_dict(), 202)
+    if acknowledge:
+        return FastJSONResponse({"ignored": True, "reason": "rejected", **result.as_dict()}, 200)
+    return FastJSONResponse(result.as_dict(), 422)
+
+
+async def read_limited(request: Request, max_body: int) -> bytes:
+    """The body, or BodyTooLarge as soon as it passes `max_body` (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_body:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class Ingest:
@@ -96,7 +118,7 @@ class Ingest:
                 return error(429, "too many requests from this client",
                              {"Retry-After": str(math.ceil(wait))})
         try:
-            payload = orjson.loads(await self.read_body(request))
+            payload = orjson.loads(await read_limited(request, self.max_body))
         except BodyTooLarge:
             return error(413, f"body larger than {self.max_body} bytes")
         except orjson.JSONDecodeError as exc:
@@ -109,21 +131,12 @@ class Ingest:
             return error(400, str(exc))
         if len(raws) > MAX_EVENTS_PER_REQUEST:
             return error(413, f"{len(raws)} events: at most {MAX_EVENTS_PER_REQUEST} per request")
-        return await self.store(raws, request, ip)
+        return await self.store(raws, request, ip, key)
 
-    async def store(self, raws: list[Any], request: Request, ip: str | None) -> Response:
+    async def store(self, raws: list[Any], request: Request, ip: str | None,
+                    key: IngestKey) -> Response:
         context = RequestContext(ip, request.headers.get("user-agent"),
-                                 request.headers.get("x-test-event-code") or None)
+                                 request.headers.get("x-test-event-code") or None,
+                                 from_shopper=key.from_shopper,
+                                 source="browser" if key.is_browser else "server")
         return await accept_and_answer(self.gateway, raws, context)
-
-    async def read_body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body:
-            raise BodyTooLarge
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise BodyTooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)

@@ -12,13 +12,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..config import WebhookSettings, resolve_secret
+from ..events import parse_event
 from ..exceptions import FieldError, InvalidEvent
 from ..gateway import Gateway
 from ..ingest import RequestContext
 from ..sources import Webhook, verify_signature, webhooks
 from ..sources.ga4 import ga4_events
+from ..telemetry import filtered
 from .auth import KeyRing
-from .ingest import accept_and_answer
+from .ingest import BodyTooLarge, accept_and_answer, error, read_limited
 
 SNIPPET = (Path(__file__).parent / "static" / "tt.js").read_bytes()
 
@@ -28,11 +30,13 @@ class Sources:
         self.gateway = gateway
         self.keys = keys
         self.settings = settings
+        self.max_body = gateway.settings.server.max_body_bytes
 
     def routes(self) -> list[Route]:
         return [
             Route("/tt.js", self.snippet, methods=["GET"]),
             Route("/mp/collect", self.ga4, methods=["POST"]),
+            Route("/debug/mp/collect", self.ga4_debug, methods=["POST"]),
             *(Route(f"/webhooks/{hook.platform}", self._endpoint(hook), methods=["POST"])
               for hook in webhooks()),
         ]
@@ -48,13 +52,37 @@ class Sources:
         if key is None or key.is_browser:
             return JSONResponse({"error": "api_secret must be a server ingest key"}, 401)
         try:
-            raws = ga4_events(orjson.loads(await request.body()))
+            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body)))
+        except BodyTooLarge:
+            return error(413, f"body larger than {self.max_body} bytes")
         except orjson.JSONDecodeError as exc:
             return JSONResponse({"error": f"body is not valid JSON: {exc}"}, 400)
         except InvalidEvent as exc:
             return JSONResponse({"error": str(exc)}, 400)
         # Server to server: the request's IP and user agent are the sender's, not the shopper's.
-        return await accept_and_answer(self.gateway, raws, RequestContext())
+        return await accept_and_answer(self.gateway, raws, RequestContext(source="ga4"))
+
+    async def ga4_debug(self, request: Request) -> Response:
+        """GA4's validation endpoint: what would be refused, as `validationMessages`; stores
+        nothing. Senders call it during set-up."""
+        key = self.keys.find(request.query_params.get("api_secret"))
+        if key is None or key.is_browser:
+            return JSONResponse({"error": "api_secret must be a server ingest key"}, 401)
+        try:
+            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body)))
+        except BodyTooLarge:
+            return error(413, f"body larger than {self.max_body} bytes")
+        except (orjson.JSONDecodeError, InvalidEvent) as exc:
+            return JSONResponse({"validationMessages": [
+                {"fieldPath": "", "description": str(exc), "validationCode": "VALUE_INVALID"}]})
+        messages = []
+        for index, raw in enumerate(raws):
+            try:
+                parse_event(raw)
+            except InvalidEvent as exc:
+                messages += [{"fieldPath": f"events[{index}].{e.field}", "description": e.message,
+                              "validationCode": "VALUE_INVALID"} for e in exc.errors]
+        return JSONResponse({"validationMessages": messages})
 
     def _endpoint(self, hook: Webhook) -> Callable[[Request], Awaitable[Response]]:
         secret = _secret(hook.secret(self.settings))
@@ -65,7 +93,10 @@ class Sources:
         return endpoint
 
     async def _webhook(self, request: Request, hook: Webhook, secret: str | None) -> Response:
-        body = await request.body()
+        try:  # bounded before the signature is checked: a stranger can post anything here
+            body = await read_limited(request, self.max_body)
+        except BodyTooLarge:
+            return error(413, f"body larger than {self.max_body} bytes")
         if secret and hook.ping(request.headers):
             return JSONResponse({"ok": True})  # answered, nothing kept
         if secret is None:
@@ -76,19 +107,23 @@ class Sources:
         try:
             order: Any = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            order, error = None, str(exc)
+            order, problem = None, str(exc)
         else:
-            error = ""
-        if not hook.wanted(request.headers, order, self.settings):
-            return JSONResponse({"ignored": True})  # another topic or status: nothing to send
+            problem = ""
+        # From here on every answer is a 2xx, with the reason when nothing is sent: a platform
+        # retries anything else for hours, then disables the webhook.
+        reason = None if problem else hook.not_sent(request.headers, order, self.settings)
+        if reason is not None:
+            self.gateway.count(f"({hook.platform})", "webhook", filtered(reason))
+            return JSONResponse({"ignored": True, "reason": reason})
         try:
-            if error:
-                raise InvalidEvent([FieldError("body", error)])
-            raw = hook.to_event(order)
+            if problem:
+                raise InvalidEvent([FieldError("body", problem)])
+            raw = hook.to_event(request.headers, order)
         except InvalidEvent as exc:
-            # A 2xx stops the platform retrying an order that will never be valid.
-            return JSONResponse({"ignored": True, "error": str(exc)})
-        return await accept_and_answer(self.gateway, [raw], RequestContext())
+            return JSONResponse({"ignored": True, "reason": "not an order", "error": str(exc)})
+        context = RequestContext(test_only=hook.is_test(order), source="webhook")
+        return await accept_and_answer(self.gateway, [raw], context, acknowledge=True)
 
 
 def _secret(reference: str) -> str | None:
