@@ -123,6 +123,9 @@ class User(TypedDict, total=False):
     ip: str | None
     user_agent: str | None
     locale: str | None
+    # The order's country (billing, else shipping), ISO 3166 alpha-2: how a national phone
+    # number is read. Not sent to TikTok.
+    country: str | None
 
 
 @with_config(_LENIENT)

@@ -40,7 +40,8 @@ _NSN_LENGTH = (2, 17)  # the national number lengths phonenumbers.parse accepts
 
 @dataclass(frozen=True)
 class Hashed:
-    """The result of hashing one value: the hash, or why the value was dropped."""
+    """The result of hashing one value: the hash, or why the value was dropped (no hash and
+    no problem: the value was blank, which counts as absent)."""
 
     value: str | None
     problem: str | None = None
@@ -64,6 +65,8 @@ CACHE_SIZE = 65536
 def hash_email(raw: str) -> Hashed:
     """Trim, lowercase and hash an email; keep an existing hash."""
     value = raw.strip()
+    if not value:
+        return Hashed(None)
     if is_sha256(value):
         return Hashed(value.lower())
     value = value.lower()
@@ -74,8 +77,14 @@ def hash_email(raw: str) -> Hashed:
 
 @lru_cache(maxsize=CACHE_SIZE)
 def hash_phone(raw: str, region: str | None = None) -> Hashed:
-    """Normalise a phone number to E.164 with `+` and hash it; keep an existing hash."""
+    """Normalise a phone number to E.164 with `+` and hash it; keep an existing hash.
+
+    `region`: how to read a national number (ISO 3166 alpha-2): the order's country, or the
+    destination's `phone_region`.
+    """
     value = raw.strip()
+    if not value:
+        return Hashed(None)
     if is_sha256(value):
         return Hashed(value.lower())
     e164 = normalise_phone(_SEPARATORS.sub("", value), region)
@@ -178,7 +187,7 @@ def hash_external_id(raw: str, lowercase: bool = False) -> Hashed:
     """Trim (and optionally lowercase) an external id, then hash; keep an existing hash."""
     value = raw.strip()
     if not value:
-        return Hashed(None, "empty; dropped")
+        return Hashed(None)
     if is_sha256(value):
         return Hashed(value.lower())
     return Hashed(sha256_hex(value.lower() if lowercase else value))
@@ -205,7 +214,8 @@ def hash_user(user: User, warnings: list[FieldError], *, phone_region: str | Non
     if emails:
         _put_hashes(out, "email", [hash_email(v) for v in emails], warnings)
     if phones:
-        _put_hashes(out, "phone", [hash_phone(v, phone_region) for v in phones], warnings)
+        region = _region(user.get("country")) or phone_region
+        _put_hashes(out, "phone", [hash_phone(v, region) for v in phones], warnings)
     if external_ids:
         _put_hashes(out, "external_id",
                     [hash_external_id(v, lowercase_external_id) for v in external_ids], warnings)
@@ -231,12 +241,20 @@ def _put_hashes(out: dict[str, Any], key: str, results: list[Hashed],
     hashes: list[str] = []
     for i, result in enumerate(results):
         if result.value is None:
-            path = f"user.{key}" if len(results) == 1 else f"user.{key}.{i}"
-            warnings.append(FieldError(path, result.problem or "dropped"))
+            if result.problem:  # a blank value is absent, not invalid
+                path = f"user.{key}" if len(results) == 1 else f"user.{key}.{i}"
+                warnings.append(FieldError(path, result.problem))
         elif result.value not in hashes:
             hashes.append(result.value)
     if hashes:
         out[key] = hashes
+
+
+def _region(country: Any) -> str | None:
+    """An ISO 3166 alpha-2 code from the order's country, for reading national numbers."""
+    if isinstance(country, str) and len(country.strip()) == 2 and country.strip().isalpha():
+        return country.strip().upper()
+    return None
 
 
 def _add_ip(ip: str, out: dict[str, Any], warnings: list[FieldError]) -> None:

@@ -23,6 +23,7 @@ from .events import Event
 from .exceptions import DropEvent, FieldError, InvalidEvent
 from .outbox import NewEvent, Outbox, RecordReader
 from .pipeline import Route, Transformed
+from .sources import segment
 from .telemetry import DUPLICATE, REJECTED, CounterBatch, Telemetry, filtered
 from .tiktok.schema import PLAIN_USER_FIELDS, PURCHASE_EVENTS
 
@@ -76,14 +77,30 @@ class Destination:
 
 
 def split_events(payload: Any) -> list[Any]:
-    """One event, a JSON list of events, or `{"events": [...]}`, as a list."""
+    """One event, a JSON list of events, `{"events": [...]}`, or a Segment/RudderStack HTTP
+    API `{"batch": [...]}`, as a list."""
     if isinstance(payload, list):
         return payload
-    if isinstance(payload, dict) and isinstance(payload.get("events"), list):
-        return list(payload["events"])
-    if isinstance(payload, dict) and "events" in payload:
-        raise InvalidEvent([FieldError("events", "must be a list of events")])
+    for key in ("events", "batch"):
+        if isinstance(payload, dict) and isinstance(payload.get(key), list):
+            return list(payload[key])
+        if isinstance(payload, dict) and key in payload:
+            raise InvalidEvent([FieldError(key, "must be a list of events")])
     return [payload]
+
+
+_EVENT_FIELDS = frozenset(Event.model_fields)
+
+
+def _adapted(raw: Any, index: int, result: IngestResult) -> Any:
+    """A spec call as our event; and a warning naming top-level keys that are not read."""
+    if segment.is_spec_call(raw):
+        return segment.from_spec(raw)
+    if isinstance(raw, dict) and not raw.keys() <= _EVENT_FIELDS:
+        for key in sorted(raw.keys() - _EVENT_FIELDS):
+            result.warnings.append({"index": index, "field": str(key)[:100],
+                                    "message": "unknown field: ignored"})
+    return raw
 
 
 class Ingest:
@@ -131,6 +148,7 @@ class Ingest:
         counts = CounterBatch()
         queued: list[NewEvent] = []
         for index, raw in enumerate(raws):
+            raw = _adapted(raw, index, result)
             try:
                 new = self._route_event(raw, context, now, result, index, counts)
             except InvalidEvent as exc:
@@ -216,6 +234,8 @@ def hashed_inbound(item: Transformed) -> dict[str, Any]:
     for key in list(user):
         if key in ("email", "phone", "external_id"):
             user[key] = sent.get(key) or "[invalid: not sent]"
+        elif key == "country":
+            continue  # not personal on its own; read for phone numbers, not sent
         elif key not in PLAIN_USER_FIELDS:
             user[key] = "[unknown field: not sent]"
     return inbound

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from .events import Item, Properties
 from .exceptions import FieldError
@@ -74,6 +75,7 @@ BUILTIN_NAMES: dict[str, str] = {
 NEVER_SENT = frozenset({"refund", "order_refunded", "order_cancelled"})
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+_STANDARD_BY_LOWER = {name.lower(): name for name in schema.STANDARD_EVENTS}
 
 
 @lru_cache(maxsize=4096)  # shops use a few dozen names; this runs for every event
@@ -94,9 +96,17 @@ class NameMapping:
     _known: dict[str, tuple[str, bool]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        normalised = {normalise_name(k): v for k, v in self.overrides.items()}
+        # A target that is a standard name in another case ("download") means that name:
+        # sent as written it would be a custom event, useless for optimisation.
+        normalised = {normalise_name(k): _STANDARD_BY_LOWER.get(v.lower(), v)
+                      for k, v in self.overrides.items()}
         object.__setattr__(self, "_overrides", normalised)
         object.__setattr__(self, "_known", {})
+
+    def custom_targets(self) -> list[str]:
+        """Override targets that are not TikTok standard names: sent as custom events."""
+        return sorted({v for v in self._overrides.values()
+                       if v not in schema.STANDARD_EVENTS and v not in (PURCHASE, LEAD)})
 
     def tiktok_name(self, client_name: str) -> tuple[str, bool]:
         """TikTok's name for a client event name, and whether it is a known (non-custom) name."""
@@ -125,6 +135,14 @@ def deterministic_event_id(order_id: str, tiktok_name: str) -> str:
 
 def random_event_id() -> str:
     return uuid.uuid4().hex
+
+
+def url_parameter(url: Any, name: str) -> str | None:
+    """One query parameter of a URL (a landing page's `?ttclid=`), or None."""
+    if not isinstance(url, str) or "?" not in url:
+        return None
+    values = parse_qs(urlsplit(url).query).get(name)
+    return values[0] if values else None
 
 
 def rename_properties(raw: Any, property_map: dict[str, str]) -> Any:

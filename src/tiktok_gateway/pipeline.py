@@ -81,6 +81,10 @@ def _map_and_hash(event: Event, options: TransformOptions) -> Transformed:
     }
     user = identity.hash_user(event.user, warnings, phone_region=options.phone_region,
                               lowercase_external_id=options.lowercase_external_id)
+    if "ttclid" not in user and event.page:  # the landing URL carries TikTok's click id
+        ttclid = mapping.url_parameter(event.page.get("url"), "ttclid")
+        if ttclid:
+            user["ttclid"] = ttclid
     if user:
         data["user"] = user
     data["properties"] = mapping.tiktok_properties(event.properties, name, warnings)

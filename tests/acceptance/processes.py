@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+import pytest
 
 from tiktok_gateway.testing import free_port
 
@@ -129,10 +130,22 @@ phone_region = "US"
     return config
 
 
-def start_gateway(tmp_path: Path, config: Path) -> Process:
-    env = {"ACCEPTANCE_TIKTOK_TOKEN": TOKEN}
+def start_gateway(tmp_path: Path, config: Path, env: dict[str, str] | None = None) -> Process:
     log = tmp_path / f"{config.stem}.log"
-    return Process(["serve", "--config", str(config)], log, env).start()
+    return Process(["serve", "--config", str(config)], log,
+                   {"ACCEPTANCE_TIKTOK_TOKEN": TOKEN, **(env or {})}).start()
+
+
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def clock_ahead(seconds: int) -> dict[str, str]:
+    """The environment that runs a process with its clock `seconds` ahead (Debian's
+    libfaketime), so that a test can see what a later day does without waiting for it."""
+    if not FAKETIME.exists():
+        pytest.skip("needs libfaketime (apt-get install faketime)")
+    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": f"+{seconds}s",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 def sandbox_events(sandbox: Process, **params: object) -> list[dict[str, object]]:

@@ -78,3 +78,38 @@ def test_two_processes_one_killed(tmp_path: Path, tiktok_process: Process, postg
         halt.set()
         a.stop()
         b.stop()
+
+
+def test_a_late_order_update_is_not_a_second_purchase(tmp_path: Path, tiktok_process: Process,
+                                                       postgres_url: str) -> None:
+    """An order sent by one process is not sent again when its update reaches the other
+    process three days later (past TikTok's 48-hour dedup), by that process's own clock."""
+    from tests.acceptance.processes import clock_ahead
+    from tests.acceptance.test_real_shops import SETUP, post_woo, woo_order
+
+    later = clock_ahead(3 * 86400)
+    paths = []
+    for name in ("today", "later"):
+        path = config(tmp_path, name, postgres_url, tiktok_process.url)
+        path.write_text(path.read_text() + SETUP)
+        paths.append(path)
+    today = start(tmp_path, paths[0], "today")
+    try:
+        paid = time.time() - 60
+        assert post_woo(today.url, woo_order(6001, paid=paid)).json()["queued"] == 1
+        assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 1, timeout=15)
+    finally:
+        today.stop()
+    three_days_on = start_gateway(tmp_path, paths[1], later)
+    try:
+        update = post_woo(three_days_on.url, woo_order(6001, status="completed", paid=paid))
+        assert update.status_code == 202, update.text
+        assert update.json()["queued"] == 0 and update.json()["duplicates"] == 1
+        fresh = post_woo(three_days_on.url, woo_order(6002, paid=paid))
+        assert fresh.json()["queued"] == 1  # the later process does deliver new orders
+        assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 2, timeout=15)
+        time.sleep(1)
+        assert sorted(e["event_id"] for e in sandbox_events(tiktok_process)) == [
+            "6001_CompletePayment", "6002_CompletePayment"]
+    finally:
+        three_days_on.stop()

@@ -75,15 +75,18 @@ def transform(
     """Turn inbound events (stdin: one, a list, or {"events": [...]}) into 2.0 request bodies."""
     settings = load_config(config, required=config is not None)
     options, pixel_id = TransformOptions(), "PIXEL_CODE"
+    event_source, partner_name = "web", "tiktok-gateway"
     if settings and settings.destinations:
         dest = settings.destinations[0]
         options, pixel_id = route_for(dest, settings.delivery).options, dest.pixel_id
         test_event_code = test_event_code or dest.test_event_code or None
+        event_source, partner_name = dest.event_source, settings.tiktok.partner_name
     if region:
         options = TransformOptions(**{**options.__dict__, "phone_region": region})
     try:
         result = transform_batch(read_json(None), options, pixel_id=pixel or pixel_id,
-                                 test_event_code=test_event_code)
+                                 test_event_code=test_event_code, partner_name=partner_name,
+                                 event_source=event_source)
     except InvalidEvent as exc:
         raise fail(str(exc)) from None
     typer.echo(json.dumps(result, indent=2, ensure_ascii=False))

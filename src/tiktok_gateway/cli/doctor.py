@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from ..config import Settings, resolve_secret
+from ..pipeline import route_for
 from ..tiktok.schema import DEFAULT_BASE_URL, EVENT_SET_ID, PIXEL_CODE
 
 Finding = tuple[str, str]  # (level: ok | warn | error, message)
@@ -35,6 +36,11 @@ def _destinations(settings: Settings) -> list[Finding]:
         if not pattern.match(dest.pixel_id):
             findings.append(("warn", f"{name}: pixel_id {dest.pixel_id!r} does not look like a "
                                      f"{dest.event_source} source id"))
+        custom = route_for(dest, settings.delivery).options.names.custom_targets()
+        if custom:
+            findings.append(("warn", f"{name}: event_names maps to {', '.join(custom)}, not a "
+                                     "TikTok standard event: sent as a custom event, not used "
+                                     "for optimisation"))
         if dest.test_event_code and live:
             findings.append(("warn", f"{name}: test_event_code is still set while sending to "
                                      "TikTok: events stay out of reporting until you remove it"))

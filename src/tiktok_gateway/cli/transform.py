@@ -17,6 +17,7 @@ def transform_batch(
     pixel_id: str,
     test_event_code: str | None = None,
     partner_name: str | None = "tiktok-gateway",
+    event_source: str = "web",
 ) -> dict[str, Any]:
     """`{"requests": [...], "rejected": [...], "warnings": [...]}` for a payload of events."""
     now = time.time()
@@ -32,5 +33,5 @@ def transform_batch(
         accepted.append(item)
         warnings.extend({"index": index, **w.as_dict()} for w in item.warnings)
     requests = build_requests(accepted, pixel_id, test_event_code=test_event_code,
-                              partner_name=partner_name)
+                              partner_name=partner_name, event_source=event_source)
     return {"requests": requests, "rejected": rejected, "warnings": warnings}

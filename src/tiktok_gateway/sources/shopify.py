@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from ..config import WebhookSettings
 from ..exceptions import FieldError, InvalidEvent
+from ..mapping import url_parameter
 from . import Webhook, compact, item_id, obj
 
 # financial_status values of an order that has been paid (partially refunded was paid first).
@@ -29,8 +29,10 @@ def shopify_order(order: Any, topic: str = "orders/create") -> dict[str, Any]:
         "external_id": str(customer["id"]) if customer.get("id") else None,
         "ip": order.get("browser_ip") or client.get("browser_ip"),
         "user_agent": client.get("user_agent"),
-        "ttclid": notes.get("ttclid") or _query_value(order.get("landing_site"), "ttclid"),
+        "ttclid": notes.get("ttclid") or url_parameter(order.get("landing_site"), "ttclid"),
         "ttp": notes.get("ttp") or notes.get("_ttp"),
+        "country": billing.get("country_code") or obj(order.get("shipping_address")).get(
+            "country_code"),
     })
     items = [compact({"item_id": item_id(li.get("sku"), li.get("variant_id"), li.get("product_id")),
                       "item_name": li.get("title"), "price": li.get("price"),
@@ -44,14 +46,6 @@ def shopify_order(order: Any, topic: str = "orders/create") -> dict[str, Any]:
                 "order_id": str(order["id"]), "value": order.get("total_price"),
                 "currency": order.get("currency"), "items": items or None,
                 "shop_id": _domain(order.get("order_status_url"))})}
-
-
-def _query_value(url: Any, name: str) -> str | None:
-    """One query parameter of a URL (Shopify's landing_site holds the first URL of the visit)."""
-    if not isinstance(url, str) or "?" not in url:
-        return None
-    values = parse_qs(urlsplit(url).query).get(name)
-    return values[0] if values else None
 
 
 def _domain(url: Any) -> str | None:

@@ -20,9 +20,11 @@ def woocommerce_order(order: Any) -> dict[str, Any]:
         "email": billing.get("email"), "phone": billing.get("phone"),
         "external_id": str(order["customer_id"]) if order.get("customer_id") else None,
         "ip": order.get("customer_ip_address"), "user_agent": order.get("customer_user_agent"),
+        "country": billing.get("country") or obj(order.get("shipping")).get("country"),
     })
     meta = {m.get("key"): m.get("value") for m in order.get("meta_data") or [] if isinstance(m, dict)}
-    user.update(compact({"ttclid": meta.get("ttclid"), "ttp": meta.get("_ttp") or meta.get("ttp")}))
+    user.update(compact({"ttclid": meta.get("ttclid") or meta.get("_ttclid"),
+                         "ttp": meta.get("_ttp") or meta.get("ttp")}))
     items = [compact({"item_id": item_id(li.get("sku"), li.get("variation_id"), li.get("product_id")),
                        "item_name": html.unescape(str(li.get("name") or "")), "price": li.get("price"),
                        "quantity": li.get("quantity")})
