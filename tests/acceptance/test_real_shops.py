@@ -189,8 +189,13 @@ def test_order_lifecycle(gateway: Any, tiktok_process: Process) -> None:
     paid_later = post_shopify(url, shopify_order(2001, financial_status="paid"), topic="orders/paid")
     assert paid_later.status_code == 202 and paid_later.json()["queued"] == 1
     assert post_woo(url, woo_order(3001, paid=time.time())).json()["queued"] == 1
-    events = settled(tiktok_process, 2)
-    assert sorted(e["event_id"] for e in events) == ["2001_CompletePayment", "3001_CompletePayment"]
+    nine_days = time.time() - 9 * 86400  # ordered by bank transfer nine days ago, paid now
+    old_order = shopify_order(2006, financial_status="paid", created_at=iso(nine_days),
+                              processed_at=iso(nine_days), updated_at=iso(time.time()))
+    assert post_shopify(url, old_order, topic="orders/paid").json()["queued"] == 1
+    events = settled(tiktok_process, 3)
+    assert sorted(e["event_id"] for e in events) == [
+        "2001_CompletePayment", "2006_CompletePayment", "3001_CompletePayment"]
     assert all(e["test_event_code"] is None for e in events)
 
 

@@ -55,12 +55,26 @@ def test_transform_region_option() -> None:
 def test_transform_uses_config(tmp_path: Path) -> None:
     """--config takes the first destination's pixel, names and region."""
     config = tmp_path / "gateway.toml"
-    config.write_text('[[destinations]]\nname = "shop"\npixel_id = "C0EXAMPLE0PIXEL00009"\n'
-                      'purchase_event = "Purchase"\nphone_region = "US"\n')
+    config.write_text('[tiktok]\npartner_name = "MyShop"\n'
+                      '[[destinations]]\nname = "shop"\npixel_id = "7654321098765432109"\n'
+                      'event_source = "crm"\npurchase_event = "Purchase"\nphone_region = "US"\n')
     out = json.loads(run("transform", "--config", str(config),
                          stdin=json.dumps(sample_event())).stdout)
-    assert out["requests"][0]["event_source_id"] == "C0EXAMPLE0PIXEL00009"
+    assert out["requests"][0]["event_source_id"] == "7654321098765432109"
     assert out["requests"][0]["data"][0]["event"] == "Purchase"
+    assert out["requests"][0]["event_source"] == "crm"
+    assert out["requests"][0]["partner_name"] == "MyShop"
+
+
+def test_doctor_warns_about_custom_event_name_targets(tmp_path: Path) -> None:
+    """An event_names target that is not a standard name is named by doctor; case is fixed."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[tiktok]\nbase_url = "http://127.0.0.1:9"\n[[destinations]]\n'
+                      'name = "shop"\npixel_id = "C0EXAMPLE0PIXEL00009"\naccess_token = "t"\n'
+                      'event_names = { "a" = "download", "b" = "BrochureFetched" }\n')
+    out = run("doctor", "--config", str(config)).stdout
+    assert "BrochureFetched" in out and "custom event" in out
+    assert "download" not in out.replace("Download", "")
 
 
 def test_malformed_json_is_a_clear_error() -> None:

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from tiktok_gateway.outbox import (
     Outcome,
     RecordQuery,
     RequestLog,
+    StoreOptions,
     open_store,
 )
 
@@ -28,15 +30,29 @@ BACKENDS = ["memory", "sqlite", "postgres"]
 OK = Outcome(0, "OK", "202611241200000000000000000000000000")
 
 
+def _open(request: pytest.FixtureRequest, tmp_path: Path,
+          options: StoreOptions | None = None) -> Any:
+    if request.param == "memory":
+        url = "memory://"
+    elif request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/outbox.db"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    return open_store(url, options).outbox  # each backend's object serves every contract
+
+
 @pytest.fixture(params=BACKENDS)
 async def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """An empty store of each backend: its outbox, read side and telemetry in one object."""
-    if request.param == "memory":
-        store = open_store("memory://").outbox
-    elif request.param == "sqlite":
-        store = open_store(f"sqlite:///{tmp_path}/outbox.db").outbox
-    else:
-        store = open_store(request.getfixturevalue("postgres_url")).outbox
+    store = _open(request, tmp_path)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def short_window(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A store whose event dedup window is 0.2 s, and whose order window an hour."""
+    store = _open(request, tmp_path, StoreOptions(dedup_window=0.2, order_window=3600))
     yield store
     await store.close()
 
@@ -312,3 +328,44 @@ async def test_sqlite_backlog_reads_no_delivered_event(tmp_path: Path) -> None:
         for name in ("backlog", "oldest_pending"):
             steps = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name])]
             assert not [s for s in steps if s.startswith("SCAN outbox") and "INDEX" not in s], steps
+
+
+def order_event(event_id: str, order_id: str, user: dict[str, object] | None = None, *,
+                source: str = "server", value: float = 10) -> NewEvent:
+    payload = json.dumps({"event": "CompletePayment", "event_id": event_id,
+                          "user": user or {}, "properties": {"value": value}})
+    return NewEvent("shop", "CompletePayment", event_id, int(time.time()), payload,
+                    order_id=order_id, source=source)
+
+
+async def test_an_order_is_stored_once_past_the_event_window(short_window: Backend) -> None:
+    """An order's second copy is a duplicate after the event window, and under another id."""
+    assert await short_window.put([order_event("1001_CompletePayment", "1001")]) == [True]
+    await asyncio.sleep(0.3)  # past the 48-hour window's stand-in
+    assert await short_window.put([order_event("1001_CompletePayment", "1001")]) == [False]
+    assert await short_window.put([order_event("browser-id", "1001")]) == [False]
+    assert await short_window.put([order_event("a", "1002"), order_event("b", "1002")]) == [True, False]
+    assert await short_window.put([order_event("plain", "")]) == [True]
+    await asyncio.sleep(0.3)
+    assert await short_window.put([order_event("plain", "")]) == [True]  # no order: 48 h only
+
+
+async def test_copies_merge_into_the_waiting_event(outbox: Backend) -> None:
+    """A copy before delivery adds its match keys (a server copy's values beat the browser's);
+    a copy after delivery is late; the read side lists both copies."""
+    email, phone = "e" * 64, "p" * 64
+    first = order_event("7_CompletePayment", "7", {"email": [email]}, source="browser", value=1)
+    assert await outbox.put([first]) == [True]
+    copy = order_event("7_CompletePayment", "7", {"email": [email], "phone": [phone],
+                                                  "ip": "81.2.69.142"}, value=42)
+    assert await outbox.put([copy]) == [False]
+    assert await outbox.merge([copy]) == [True]
+    [record] = await outbox.claim(10, lease=30)
+    assert record.data["user"] == {"email": [email], "phone": [phone], "ip": "81.2.69.142"}
+    assert record.data["properties"] == {"value": 42}
+    late = order_event("7_CompletePayment", "7", {"external_id": ["x" * 64]})
+    assert await outbox.merge([late]) == [False]  # leased: in flight
+    await outbox.mark_sent([record.id], OK)
+    copies = await outbox.copies(record.id)
+    assert [(c.merged, c.added, c.source) for c in copies] == [
+        (True, ("phone", "ip"), "server"), (False, ("external_id",), "server")]
