@@ -88,7 +88,8 @@ class DeliverySettings(_Section):
     rate_limit_pause_seconds: float = Field(default=1.0, gt=0)
     max_event_age_days: float = Field(default=7, gt=0)
     dedup_window_hours: float = Field(default=48, ge=0)
-    # One order's event is sent once for this long, however late the next copy (0: off).
+    # One order's event is sent once for this long, however late the next copy (0: only
+    # the 48-hour dedup window).
     order_dedup_days: float = Field(default=90, ge=0)
     # A purchase waits this long before delivery, so the webhook's or backend's copy can be
     # merged into the browser's (or the other way round).

@@ -9,7 +9,7 @@ outside this module reaches into the store, the dispatcher or telemetry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -46,6 +46,10 @@ class Gateway:
         self._ingest = ingest
         self._dispatcher = dispatcher
         self._telemetry = telemetry
+        # Validate, route and durably store events (`ingest.Ingest.accept`): bound directly,
+        # since every ingest request calls it.
+        self.accept: Callable[[Sequence[Any], RequestContext], Awaitable[IngestResult]] = (
+            ingest.accept)
 
     @property
     def demo(self) -> bool:
@@ -102,10 +106,6 @@ class Gateway:
     async def overloaded(self) -> bool:
         """Backpressure: whether the outbox holds more pending events than allowed."""
         return await self._ingest.overloaded()
-
-    async def accept(self, raws: Sequence[Any], context: RequestContext) -> IngestResult:
-        """Validate, route and durably store events; see `ingest.Ingest.accept`."""
-        return await self._ingest.accept(raws, context)
 
     def count(self, destination: str, event: str, name: str) -> None:
         """Count something that stores no event (a webhook with a bad signature)."""

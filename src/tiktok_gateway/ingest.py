@@ -123,6 +123,8 @@ class Ingest:
                  inspect_sample_rate: float = 0.1, max_pending: int = 1_000_000,
                  merge_window: float = 0.0) -> None:
         self.destinations = list(destinations)
+        # Destinations that read an event alike (the same property map) share one parse.
+        self._parse_keys = [tuple(d.route.options.property_map.items()) for d in self.destinations]
         self._outbox = outbox
         self._records = records
         self._telemetry = telemetry
@@ -183,8 +185,8 @@ class Ingest:
         new: list[NewEvent] = []
         warnings: dict[tuple[str, str], FieldError] = {}
         parsed: dict[tuple[tuple[str, str], ...], Event] = {}
-        for dest in self.destinations:
-            event = self._parsed(dest.route, raw, parsed)
+        for dest, key in zip(self.destinations, self._parse_keys, strict=True):
+            event = parsed.get(key) or parsed.setdefault(key, dest.route.parse(raw))
             if context.from_shopper and dest.settings.fill_client_context:
                 event = _with_context(event, context)
             try:
@@ -200,15 +202,6 @@ class Ingest:
             new.append(self._new_event(dest, item, context, counts))
         result.warnings.extend({"index": index, **w.as_dict()} for w in warnings.values())
         return new
-
-    @staticmethod
-    def _parsed(route: Route, raw: Any, parsed: dict[tuple[tuple[str, str], ...], Event]) -> Event:
-        """The event as this route reads it: parsed once per distinct property map."""
-        key = tuple(route.options.property_map.items())
-        event = parsed.get(key)
-        if event is None:
-            event = parsed[key] = route.parse(raw)
-        return event
 
     def _new_event(self, dest: Destination, item: Transformed, context: RequestContext,
                    counts: CounterBatch) -> NewEvent:

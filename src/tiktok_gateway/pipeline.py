@@ -213,7 +213,9 @@ class Route:
 
     def parse(self, raw: Any) -> Event:
         """The raw event as this destination reads it (its property map applied)."""
-        return parse_event(mapping.rename_properties(raw, self.options.property_map))
+        if self.options.property_map:
+            raw = mapping.rename_properties(raw, self.options.property_map)
+        return parse_event(raw)
 
     def process(self, event: Event, *, now: float | None = None) -> Transformed:
         """Raise DropEvent when a filter drops the event, InvalidEvent when it is invalid."""

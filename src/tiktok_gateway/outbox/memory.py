@@ -55,7 +55,8 @@ class InMemoryOutbox:
     def __init__(self, *, dedup_window: float = 48 * 3600,
                  order_window: float = 90 * 86400) -> None:
         self.dedup_window = dedup_window
-        self.order_window = order_window
+        # 0 turns the long order window off: an order's event keeps the 48-hour one.
+        self.order_window = order_window or dedup_window
         self.records: dict[int, OutboxRecord] = {}
         self.dead_at: dict[int, float] = {}
         self.sources: dict[int, str] = {}
@@ -78,7 +79,8 @@ class InMemoryOutbox:
         async with self._lock:
             await self._telemetry.add(counters or {}, [])
             for event in events:
-                if self._duplicate(event, now) | self._order_seen(event, now):
+                seen = self._order_seen(event, now) if event.order_id else self._duplicate(event, now)
+                if seen:
                     stored.append(False)
                     await self._telemetry.add(
                         tally([(event.destination, event.event_name)], "duplicate", now), [])

@@ -92,7 +92,8 @@ class PostgresOutbox:
                  auto_migrate: bool = True, pool_size: int = 10) -> None:
         self.conninfo = conninfo
         self.dedup_window = dedup_window
-        self.order_window = order_window
+        # 0 turns the long order window off: an order's event keeps the 48-hour one.
+        self.order_window = order_window or dedup_window
         self.retention = retention
         self.auto_migrate = auto_migrate
         # Autocommit: a lone statement is its own transaction, with no BEGIN or COMMIT round

@@ -125,6 +125,7 @@ WITH incoming AS (
 ), fresh AS (
     INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
     SELECT destination, event_name, event_id, test_event_code, %(now)s FROM incoming
+    WHERE order_id = ''
     ON CONFLICT (destination, event_name, event_id, test_event_code)
     DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE dedup.seen_at <= %(window_start)s
     RETURNING destination, event_name, event_id, test_event_code
@@ -136,10 +137,11 @@ WITH incoming AS (
     DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE orders.seen_at <= %(order_window_start)s
     RETURNING destination, event_name, order_id, test_event_code
 ), kept AS (
+    -- One key an event: its order's for an order's event (kept for months), else its id's.
     SELECT i.* FROM incoming i JOIN fresh f USING (destination, event_name, event_id, test_event_code)
-    WHERE i.order_id = '' OR EXISTS (
-        SELECT 1 FROM fresh_orders o WHERE (o.destination, o.event_name, o.order_id, o.test_event_code)
-                                         = (i.destination, i.event_name, i.order_id, i.test_event_code))
+    UNION ALL
+    SELECT i.* FROM incoming i
+    JOIN fresh_orders o USING (destination, event_name, order_id, test_event_code)
 ), stored AS (
     INSERT INTO outbox (destination, event_name, event_id, event_time, test_event_code,
                         order_id, payload, inbound, sampled, created_at, available_at, source)

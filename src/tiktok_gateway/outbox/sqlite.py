@@ -213,7 +213,8 @@ class SQLiteOutbox:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.dedup_window = dedup_window
-        self.order_window = order_window
+        # 0 turns the long order window off: an order's event keeps the 48-hour one.
+        self.order_window = order_window or dedup_window
         self.retention = retention
         with _map_sqlite_errors():
             writer = connect(path, synchronous)
@@ -255,11 +256,12 @@ class SQLiteOutbox:
              counters: dict[CounterKey, int]) -> list[bool]:
         now = time.time()
         first = first_copies(events)
-        fresh = self._remember(conn, list(first), now)
-        fresh_orders = self._remember_orders(
-            conn, [events[i].order_key for i in first.values() if events[i].order_key], now)
-        stored = [first.get(e.dedup_key) == i and e.dedup_key in fresh
-                  and (e.order_key is None or e.order_key in fresh_orders)
+        # One key an event: its order's for an order's event (kept for months), else its id's.
+        firsts = [events[i] for i in first.values()]
+        fresh = self._remember(conn, [e.dedup_key for e in firsts if not e.order_id], now)
+        fresh_orders = self._remember_orders(conn, [e.order_key for e in firsts if e.order_id], now)
+        stored = [first.get(e.dedup_key) == i and (
+                  e.order_key in fresh_orders if e.order_id else e.dedup_key in fresh)
                   for i, e in enumerate(events)]
         conn.executemany(Q["insert"], [
             (e.destination, e.event_name, e.event_id, e.event_time, e.test_event_code, e.order_id,
@@ -274,7 +276,7 @@ class SQLiteOutbox:
     def _remember(self, conn: sqlite3.Connection, keys: list[tuple[str, str, str, str]],
                   now: float) -> set[tuple[str, str, str, str]]:
         """Record the keys; return those not seen within the window (one statement)."""
-        if not self.dedup_window:
+        if not keys or not self.dedup_window:
             return set(keys)
         window_start = now - self.dedup_window
         if len(keys) == 1:  # most requests carry one event
@@ -294,9 +296,17 @@ class SQLiteOutbox:
         """Record the order keys; return those not seen within the order window."""
         if not keys or not self.order_window:
             return set(keys)
-        rows = conn.execute(Q["remember_orders_many"], {
-            "keys": orjson.dumps(keys).decode(), "now": now,
-            "window_start": now - self.order_window}).fetchall()
+        window_start = now - self.order_window
+        if len(keys) == 1:
+            destination, event_name, order_id, test_event_code = keys[0]
+            rows = conn.execute(Q["remember_order_one"], {
+                "destination": destination, "event_name": event_name, "order_id": order_id,
+                "test_event_code": test_event_code, "now": now,
+                "window_start": window_start}).fetchall()
+        else:
+            rows = conn.execute(Q["remember_orders_many"], {
+                "keys": orjson.dumps(keys).decode(), "now": now,
+                "window_start": window_start}).fetchall()
         return {tuple(row) for row in rows}
 
     async def merge(self, copies: Sequence[NewEvent]) -> list[bool]:

@@ -102,6 +102,13 @@ ON CONFLICT (destination, event_name, order_id, test_event_code)
 DO UPDATE SET seen_at = excluded.seen_at WHERE orders.seen_at <= :window_start
 RETURNING destination, event_name, order_id, test_event_code;
 
+-- name: remember_order_one
+INSERT INTO orders (destination, event_name, order_id, test_event_code, seen_at)
+VALUES (:destination, :event_name, :order_id, :test_event_code, :now)
+ON CONFLICT (destination, event_name, order_id, test_event_code)
+DO UPDATE SET seen_at = excluded.seen_at WHERE orders.seen_at <= :window_start
+RETURNING destination, event_name, order_id, test_event_code;
+
 -- name: remember_one
 -- The same for a request of one event, without the JSON round trip.
 INSERT INTO dedup (destination, event_name, event_id, test_event_code, seen_at)
