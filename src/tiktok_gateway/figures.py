@@ -201,6 +201,8 @@ class GapReport:
     pending: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    # Orders the platform cancelled, voided or refunded (after sending, when also delivered).
+    changed: dict[str, str] = field(default_factory=dict)
 
     @property
     def share(self) -> float | None:
@@ -208,7 +210,8 @@ class GapReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"orders": self.orders, "delivered": self.delivered, "share": self.share,
-                "pending": self.pending, "failed": self.failed, "missing": self.missing}
+                "pending": self.pending, "failed": self.failed, "missing": self.missing,
+                "changed": self.changed}
 
 
 async def gap_report(records: RecordReader, order_ids: list[str]) -> GapReport:
@@ -218,6 +221,10 @@ async def gap_report(records: RecordReader, order_ids: list[str]) -> GapReport:
         found = [r for r in await records.find(RecordQuery(order_id=order_id, limit=20))
                  if r.event_name in PURCHASE_EVENTS and not r.test_event_code]
         states = {r.state for r in found}
+        changes = await records.changes(order_id)
+        if changes:
+            when = "after sending" if SENT in states else "before sending"
+            report.changed[order_id] = f"{changes[-1].change} {when}"
         if SENT in states:
             report.delivered += 1
         elif "pending" in states:

@@ -9,6 +9,7 @@ outside this module reaches into the store, the dispatcher or telemetry.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
 from .exceptions import ConfigError, OutboxError
 from .ingest import Destination, Ingest, IngestResult, RequestContext
-from .outbox import Backlog, CopyRecord, OutboxRecord, RecordQuery, RequestLog, Store, open_store
+from .outbox import Backlog, CopyRecord, OrderChange, OutboxRecord, RecordQuery, RequestLog, Store, open_store
 from .pipeline import route_for
 from .ratelimit import Limiter
 from .retry import RetryPolicy
@@ -113,6 +114,11 @@ class Gateway:
         batch.add(destination, event, name)
         self._telemetry.later(batch)
 
+    async def record_change(self, order_id: str, change: str, platform: str) -> None:
+        """Record that a platform cancelled, voided or refunded an order (never sent)."""
+        await self._store.outbox.record_change(OrderChange(order_id, change, platform,
+                                                           time.time()))
+
     # --- the read side -----------------------------------------------------------------
 
     async def find(self, query: RecordQuery) -> list[OutboxRecord]:
@@ -123,6 +129,9 @@ class Gateway:
 
     async def copies(self, record_id: int) -> list[CopyRecord]:
         return await self._store.records.copies(record_id)
+
+    async def changes(self, order_id: str) -> list[OrderChange]:
+        return await self._store.records.changes(order_id) if order_id else []
 
     async def backlog(self) -> Backlog:
         return await self._store.records.backlog()

@@ -377,3 +377,20 @@ def test_field_level_details(gateway: Any, tiktok_process: Process) -> None:
     assert answer["warnings"] == [{"index": 0, "field": "userr", "message": "unknown field: ignored"}]
     [event] = settled(tiktok_process, 1)
     assert event["event"] == "Download"
+
+
+def test_a_refund_after_sending_is_recorded_against_the_order(gateway: Any,
+                                                              tiktok_process: Process) -> None:
+    """A refund of a delivered order is not sent; it is recorded, and the inspector shows it."""
+    url = gateway()
+    assert post_shopify(url, shopify_order(2401)).status_code == 202
+    settled(tiktok_process, 1)
+    refund = post_shopify(url, shopify_order(2401, financial_status="refunded"),
+                          topic="orders/updated")
+    assert refund.status_code == 200 and refund.json()["recorded"] == "order refunded"
+    time.sleep(0.5)
+    assert len(sandbox_events(tiktok_process)) == 1
+    listing = httpx.get(f"{url}/dashboard/inspector", params={"order_id": "2401"}, auth=ADMIN).text
+    record_id = listing.split('href="/dashboard/inspector/')[1].split('"')[0]
+    page = httpx.get(f"{url}/dashboard/inspector/{record_id}", auth=ADMIN).text
+    assert "the order was <b>refunded</b>" in page

@@ -172,6 +172,6 @@ def test_report_and_gap_report(make_gateway: Callable[..., str], tmp_path: Path)
                          text=True, timeout=60)
     assert gap.returncode == 0, gap.stderr
     assert json.loads(gap.stdout) == {"orders": 5, "delivered": 4, "share": 0.8, "pending": [],
-                                      "failed": [], "missing": ["o-missing"]}
+                                      "failed": [], "missing": ["o-missing"], "changed": {}}
     text = subprocess.run([*cli, "--since", "1h"], capture_output=True, text=True, timeout=60)
     assert "CompletePayment" in text.stdout and "75%" in text.stdout

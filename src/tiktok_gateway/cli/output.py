@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..config import Settings
@@ -123,6 +124,8 @@ def print_gap(gap: GapReport, console: Console) -> None:
         if ids:
             shown = ", ".join(ids[:20]) + (" …" if len(ids) > 20 else "")
             console.print(f"  {len(ids)} {label}: {shown}")
+    for order_id, change in list(gap.changed.items())[:20]:
+        console.print(f"  order {escape(order_id)}: {change}")
 
 
 def _pct(value: float | None) -> str:

@@ -80,6 +80,17 @@ class CopyRecord:
 
 
 @dataclass(frozen=True)
+class OrderChange:
+    """A shop platform said an order was cancelled, voided or refunded: recorded against the
+    order (never sent to TikTok), for the inspector and the gap report."""
+
+    order_id: str
+    change: str
+    platform: str
+    at: float
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What TikTok (or the network) answered for a request."""
 
@@ -259,6 +270,10 @@ class Outbox(Protocol):
         """
         ...
 
+    async def record_change(self, change: OrderChange) -> None:
+        """Keep an order's change (as long as order keys are kept)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -273,6 +288,10 @@ class RecordReader(Protocol):
 
     async def copies(self, record_id: int) -> list[CopyRecord]:
         """The later copies of a record, oldest first."""
+        ...
+
+    async def changes(self, order_id: str) -> list[OrderChange]:
+        """What the platforms said happened to an order since, oldest first."""
         ...
 
     async def stats(self) -> OutboxStats: ...
@@ -374,6 +393,6 @@ async def migrate(url: str) -> tuple[int, int] | None:
 
 __all__ = ["BACKENDS", "DEAD", "PENDING", "SCHEMES", "SENT", "Backend", "Backlog", "CopyRecord",
            "CounterKey",
-           "LimiterFactory", "NewEvent", "Outbox", "OutboxRecord", "OutboxStats", "Outcome",
+           "LimiterFactory", "NewEvent", "OrderChange", "Outbox", "OutboxRecord", "OutboxStats", "Outcome",
            "RecordQuery", "RecordReader", "RequestLog", "Store", "StoreOptions", "TelemetryStore",
            "migrate", "open_store", "tally"]

@@ -17,6 +17,7 @@ from . import (
     CopyRecord,
     CounterKey,
     NewEvent,
+    OrderChange,
     OutboxRecord,
     OutboxStats,
     Outcome,
@@ -61,6 +62,7 @@ class InMemoryOutbox:
         self.dead_at: dict[int, float] = {}
         self.sources: dict[int, str] = {}
         self.copy_log: list[CopyRecord] = []
+        self.order_changes: list[OrderChange] = []
         self._seen: dict[tuple[str, str, str, str], float] = {}
         self._orders: dict[tuple[str, str, str, str], float] = {}
         self._claimed: set[int] = set()
@@ -143,6 +145,12 @@ class InMemoryOutbox:
     def _leased(self, now: float) -> set[int]:
         """Claimed records: their available_at was pushed forward by the lease."""
         return {r.id for r in self.records.values() if r.id in self._claimed and r.available_at > now}
+
+    async def record_change(self, change: OrderChange) -> None:
+        self.order_changes.append(change)
+
+    async def changes(self, order_id: str) -> list[OrderChange]:
+        return sorted((c for c in self.order_changes if c.order_id == order_id), key=lambda c: c.at)
 
     async def copies(self, record_id: int) -> list[CopyRecord]:
         return [c for c in self.copy_log if c.record_id == record_id]

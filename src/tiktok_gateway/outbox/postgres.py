@@ -30,6 +30,7 @@ from . import (
     CopyRecord,
     CounterKey,
     NewEvent,
+    OrderChange,
     OutboxRecord,
     OutboxStats,
     Outcome,
@@ -174,6 +175,19 @@ class PostgresOutbox:
             await _add_counters(conn, merge_counters(records, now))
         return [r.merged for r in records]
 
+    async def record_change(self, change: OrderChange) -> None:
+        if _holds_nul(*change.__dict__.values()):
+            return
+        async with self.connection() as conn:
+            await conn.execute(Q["add_change"], change.__dict__)
+
+    async def changes(self, order_id: str) -> list[OrderChange]:
+        if _holds_nul(order_id):
+            return []
+        async with self.connection() as conn:
+            cursor = await conn.execute(Q["changes_of"], {"order_id": order_id})
+            return [OrderChange(*row) for row in await cursor.fetchall()]
+
     async def copies(self, record_id: int) -> list[CopyRecord]:
         async with self.connection() as conn:
             cursor = await conn.execute(Q["copies_of"], {"id": record_id})
@@ -195,6 +209,7 @@ class PostgresOutbox:
             await conn.execute(Q["prune"], {"before": now - self.retention})
             await conn.execute(Q["prune_dedup"], {"before": now - self.dedup_window})
             await conn.execute(Q["prune_orders"], {"before": now - self.order_window})
+            await conn.execute(Q["prune_changes"], {"before": now - self.order_window})
             await conn.execute(Q["prune_copies"], {"before": now - self.retention})
             await conn.execute(Q["prune_telemetry"],
                                {"minute": int((now - TELEMETRY_RETENTION) // 60)})

@@ -101,6 +101,14 @@ CREATE TABLE IF NOT EXISTS copies (
 );
 CREATE INDEX IF NOT EXISTS copies_record ON copies (record_id);
 CREATE INDEX IF NOT EXISTS copies_received ON copies (received_at);
+CREATE TABLE IF NOT EXISTS order_changes (
+    order_id TEXT             NOT NULL,
+    change   TEXT             NOT NULL,
+    platform TEXT             NOT NULL,
+    at       DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS order_changes_order ON order_changes (order_id);
+CREATE INDEX IF NOT EXISTS order_changes_at ON order_changes (at);
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS source TEXT NOT NULL DEFAULT '';
 
 -- name: version_table
@@ -184,6 +192,17 @@ FROM copies WHERE record_id = %(id)s ORDER BY id;
 
 -- name: prune_orders
 DELETE FROM orders WHERE seen_at < %(before)s;
+
+-- name: add_change
+INSERT INTO order_changes (order_id, change, platform, at)
+VALUES (%(order_id)s, %(change)s, %(platform)s, %(at)s);
+
+-- name: changes_of
+SELECT order_id, change, platform, at FROM order_changes WHERE order_id = %(order_id)s
+ORDER BY at;
+
+-- name: prune_changes
+DELETE FROM order_changes WHERE at < %(before)s;
 
 -- name: prune_copies
 DELETE FROM copies WHERE received_at < %(before)s;

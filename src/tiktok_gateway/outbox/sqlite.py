@@ -30,6 +30,7 @@ from . import (
     CopyRecord,
     CounterKey,
     NewEvent,
+    OrderChange,
     OutboxRecord,
     OutboxStats,
     Outcome,
@@ -326,6 +327,14 @@ class SQLiteOutbox:
         self._count(merge_counters(records, now))
         return [r.merged for r in records]
 
+    async def record_change(self, change: OrderChange) -> None:
+        await self._writer.run(lambda conn: conn.execute(Q["add_change"], change.__dict__))
+
+    async def changes(self, order_id: str) -> list[OrderChange]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(Q["changes_of"], {"order_id": order_id}).fetchall())
+        return [OrderChange(*row) for row in rows]
+
     async def copies(self, record_id: int) -> list[CopyRecord]:
         rows = await self._reader.run(
             lambda conn: conn.execute(Q["copies_of"], {"id": record_id}).fetchall())
@@ -353,6 +362,7 @@ class SQLiteOutbox:
         if self.dedup_window:
             conn.execute(Q["prune_dedup"], {"before": now - self.dedup_window})
         conn.execute(Q["prune_orders"], {"before": now - self.order_window})
+        conn.execute(Q["prune_changes"], {"before": now - self.order_window})
         conn.execute(Q["prune_copies"], {"before": now - self.retention})
         conn.execute(Q["prune_telemetry"], {"minute": int((now - TELEMETRY_RETENTION) // 60)})
         conn.execute(Q["prune_requests"], {"before": now - self.retention})

@@ -61,6 +61,14 @@ CREATE TABLE IF NOT EXISTS copies (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS copies_record ON copies (record_id);
+CREATE TABLE IF NOT EXISTS order_changes (
+    order_id TEXT NOT NULL,
+    change   TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    at       REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS order_changes_order ON order_changes (order_id);
+CREATE INDEX IF NOT EXISTS order_changes_at ON order_changes (at);
 CREATE INDEX IF NOT EXISTS copies_received ON copies (received_at);
 CREATE TABLE IF NOT EXISTS counters (
     minute      INTEGER NOT NULL,
@@ -269,6 +277,16 @@ DELETE FROM outbox WHERE state = 'sent' AND finished_at < :before;
 
 -- name: prune_orders
 DELETE FROM orders WHERE seen_at < :before;
+
+-- name: add_change
+INSERT INTO order_changes (order_id, change, platform, at)
+VALUES (:order_id, :change, :platform, :at);
+
+-- name: changes_of
+SELECT order_id, change, platform, at FROM order_changes WHERE order_id = :order_id ORDER BY at;
+
+-- name: prune_changes
+DELETE FROM order_changes WHERE at < :before;
 
 -- name: prune_copies
 DELETE FROM copies WHERE received_at < :before;

@@ -36,6 +36,8 @@ class Webhook:
             state: unpaid, cancelled, refunded), or None when it is one.
         to_event: the platform's order as an inbound event; raises InvalidEvent.
         is_test: whether the order is a test order (sent only with a test code).
+        change: "cancelled", "voided" or "refunded" when the order says so (recorded against
+            the order, never sent), else None.
         ping: whether a request is the platform's unsigned set-up ping (answered, not kept).
     """
 
@@ -45,6 +47,7 @@ class Webhook:
     not_sent: Callable[[Mapping[str, str], Any, WebhookSettings], str | None]
     to_event: Callable[[Mapping[str, str], Any], dict[str, Any]]
     is_test: Callable[[Any], bool] = lambda order: False
+    change: Callable[[Any], str | None] = lambda order: None
     ping: Callable[[Mapping[str, str]], bool] = lambda headers: False
 
 

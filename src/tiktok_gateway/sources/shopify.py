@@ -72,4 +72,12 @@ def _not_sent(headers: Mapping[str, str], order: Any, settings: WebhookSettings)
 
 WEBHOOK = Webhook("shopify", "x-shopify-hmac-sha256", lambda s: s.shopify_secret, _not_sent,
                   lambda headers, order: shopify_order(order, headers.get("x-shopify-topic", "")),
-                  is_test=lambda order: obj(order).get("test") is True)
+                  is_test=lambda order: obj(order).get("test") is True,
+                  change=lambda order: _change(obj(order)))
+
+
+def _change(order: dict[str, Any]) -> str | None:
+    if order.get("cancelled_at"):
+        return "cancelled"
+    status = order.get("financial_status")
+    return status if status in ("voided", "refunded") else None

@@ -54,4 +54,10 @@ def _ping(headers: Mapping[str, str]) -> bool:
 
 
 WEBHOOK = Webhook("woocommerce", "x-wc-webhook-signature", lambda s: s.woocommerce_secret,
-                  _not_sent, lambda headers, order: woocommerce_order(order), ping=_ping)
+                  _not_sent, lambda headers, order: woocommerce_order(order), ping=_ping,
+                  change=lambda order: _change(obj(order)))
+
+
+def _change(order: dict[str, Any]) -> str | None:
+    status = order.get("status")
+    return status if status in ("cancelled", "refunded") else None

@@ -119,6 +119,7 @@ class Dashboard:
             return self._render(request, "inspect.html", record=None)
         return self._render(request, "inspect.html", record=record,
                             copies=await self.gateway.copies(record.id),
+                            changes=await self.gateway.changes(record.order_id),
                             inbound=json.loads(record.inbound) if record.inbound else None,
                             sent=self.gateway.request_body(record), verdict=_verdict(record),
                             answer=record.result)

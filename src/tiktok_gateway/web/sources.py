@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from ..config import WebhookSettings, resolve_secret
 from ..events import parse_event
-from ..exceptions import FieldError, InvalidEvent
+from ..exceptions import FieldError, InvalidEvent, OutboxError
 from ..gateway import Gateway
 from ..ingest import RequestContext
 from ..sources import Webhook, verify_signature, webhooks
@@ -115,7 +115,15 @@ class Sources:
         reason = None if problem else hook.not_sent(request.headers, order, self.settings)
         if reason is not None:
             self.gateway.count(f"({hook.platform})", "webhook", filtered(reason))
-            return JSONResponse({"ignored": True, "reason": reason})
+            answer: dict[str, Any] = {"ignored": True, "reason": reason}
+            change = hook.change(order)
+            if change and isinstance(order, dict) and order.get("id") is not None:
+                try:
+                    await self.gateway.record_change(str(order["id"])[:256], change, hook.platform)
+                except OutboxError:
+                    return error(503, "storage unavailable; retry later", {"Retry-After": "5"})
+                answer["recorded"] = f"order {change}"
+            return JSONResponse(answer)
         try:
             if problem:
                 raise InvalidEvent([FieldError("body", problem)])
