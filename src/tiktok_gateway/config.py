@@ -43,6 +43,9 @@ class _Section(BaseModel):
 class StorageSettings(_Section):
     url: str = "sqlite:///./data/gateway.db"
     max_pending: int = Field(default=1_000_000, ge=1)
+    # Browser keys are public: past this share of max_pending they get 429, so that the shop's
+    # own server keys and webhooks can still be stored.
+    browser_max_pending_share: float = Field(default=0.5, gt=0, le=1)
     retention_days: float = Field(default=7, gt=0)
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     auto_migrate: bool = True
@@ -86,6 +89,7 @@ class DeliverySettings(_Section):
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
     rate_limit_pause_seconds: float = Field(default=1.0, gt=0)
+    max_retry_after_seconds: float = Field(default=300.0, gt=0, le=3600)
     max_event_age_days: float = Field(default=7, gt=0)
     dedup_window_hours: float = Field(default=48, ge=0)
     # One order's event is sent once for this long, however late the next copy (0: only
@@ -115,6 +119,8 @@ class WebhookSettings(_Section):
 class AdminSettings(_Section):
     username: str = "admin"
     password: str = ""
+    # A password shorter than MIN_ADMIN_PASSWORD characters stops start-up unless this is set.
+    allow_weak_password: bool = False
 
 
 class KeySettings(_Section):
@@ -123,6 +129,8 @@ class KeySettings(_Section):
     kind: Literal["server", "browser"] = "server"
     allowed_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(default=600, ge=1)
+    # A browser key may send only standard event names and those configured in event_names.
+    allow_custom_events: bool = False
     # A server key's requests come from a backend: its IP and user agent are not the shopper's.
     # Only for a backend that forwards the browser's own request (and its headers).
     fill_client_context: bool = False

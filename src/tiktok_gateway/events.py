@@ -93,7 +93,18 @@ def _content_type(value: str | None) -> str | None:
 # with a clear message (see _field_errors) rather than failing the whole request in storage.
 _NO_NUL = r"^[^\x00]*$"
 StoredText = Annotated[str, StringConstraints(pattern=_NO_NUL)]
-NonNegative = Annotated[float, BeforeValidator(_to_number), Field(ge=0)]
+# A sane range for money: "Infinity", "1e309" or 1e308 is a bug or an attack, never an order.
+MAX_AMOUNT = 10_000_000_000
+
+
+def _sane_amount(value: float) -> float:
+    if not math.isfinite(value) or value > MAX_AMOUNT:
+        raise ValueError(f"must be a finite number of at most {MAX_AMOUNT:,}")
+    return value + 0.0  # -0.0 becomes 0.0
+
+
+NonNegative = Annotated[float, BeforeValidator(_to_number), Field(ge=0),
+                        AfterValidator(_sane_amount)]
 Count = Annotated[int, Field(ge=0)]
 StringList = Annotated[list[str], BeforeValidator(_to_list)]
 Currency = Annotated[str, AfterValidator(_iso_4217)]
@@ -163,7 +174,8 @@ class Properties(TypedDict, total=False):
     content_type: ContentType | None
     content_ids: list[str] | None
     num_items: Count | None
-    order_id: StoredText | None
+    # An order's event_id is `<order_id>_<Event>`, and event ids are at most 256 characters.
+    order_id: Annotated[StoredText, StringConstraints(max_length=200)] | None
     shop_id: str | None
     search_string: str | None
     query: str | None
@@ -192,7 +204,7 @@ class Event(_Model):
     properties: Properties = Field(default_factory=lambda: Properties())
     page: Page | None = None
     limited_data_use: bool | None = None
-    test_event_code: StoredText | None = None
+    test_event_code: StoredText | None = Field(default=None, max_length=100)
     # Consent per category, e.g. {"marketing": false}; checked by the destination's filter.
     consent: dict[str, bool | str] | None = None
 

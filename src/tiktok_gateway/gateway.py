@@ -32,6 +32,7 @@ from .tiktok.schema import build_request
 logger = logging.getLogger("tiktok_gateway")
 DEMO_BASE_URL = "http://tiktok-sandbox.invalid"
 DEMO_TOKEN = "sandbox-demo-token"
+PAUSED_NOT_READY = 10.0  # a pause longer than this makes /readyz say not ready
 
 
 class Gateway:
@@ -57,22 +58,30 @@ class Gateway:
         return self.sandbox_app is not None
 
     @classmethod
-    def from_settings(cls, settings: Settings, *,
-                      transport: httpx.AsyncBaseTransport | None = None) -> Gateway:
+    def from_settings(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
+                      demo: bool = False) -> Gateway:
+        """Fail closed: a destination whose access_token names a variable or file that does
+        not resolve stops start-up. Demo mode (the built-in sandbox as TikTok) only when no
+        destination has a token configured at all (`access_token = ""`), or with `demo`."""
         if not settings.destinations:
             raise ConfigError("no [[destinations]] configured: add one with a pixel_id")
         tokens = {d.name: resolve_secret(d.access_token) for d in settings.destinations}
-        missing = [name for name, token in tokens.items() if token is None]
+        unconfigured = all(not d.access_token for d in settings.destinations)
+        demo = transport is None and (demo or unconfigured)
+        missing = [d for d in settings.destinations if tokens[d.name] is None]
+        if missing and not demo:
+            raise ConfigError("no access token for destination(s) " + ", ".join(
+                f"{d.name} (access_token = {d.access_token.split(':')[0] or 'empty'}"
+                f"{':...' if ':' in d.access_token else ''})" for d in missing)
+                + ": set the environment variable or file it names; an unset token never "
+                "falls back to demo mode")
         sandbox_app = None
         base_url = settings.tiktok.base_url
-        if len(missing) == len(tokens) and transport is None:
+        if demo:
             from .sandbox import create_sandbox
 
             sandbox_app = create_sandbox()
             transport, base_url = httpx.ASGITransport(app=sandbox_app), DEMO_BASE_URL
-        elif missing:
-            raise ConfigError("no access token for destination(s) " + ", ".join(missing) +
-                              ": set the environment variable or file their access_token names")
         store = open_store(settings.storage.url, settings.storage.options(settings.delivery))
         telemetry = Telemetry(store.telemetry, store.records, interval=settings.observe.flush_seconds)
         dispatcher = _dispatcher(settings, store, telemetry, _senders(
@@ -104,9 +113,11 @@ class Gateway:
 
     # --- ingest ------------------------------------------------------------------------
 
-    async def overloaded(self) -> bool:
-        """Backpressure: whether the outbox holds more pending events than allowed."""
-        return await self._ingest.overloaded()
+    async def overloaded(self, *, browser: bool = False) -> bool:
+        """Backpressure: whether the outbox holds more pending events than allowed (for a
+        browser key, its share of them)."""
+        share = self.settings.storage.browser_max_pending_share if browser else 1.0
+        return await self._ingest.overloaded(share)
 
     def count(self, destination: str, event: str, name: str) -> None:
         """Count something that stores no event (a webhook with a bad signature)."""
@@ -169,6 +180,10 @@ class Gateway:
             backlog = None
         if not self._dispatcher.running:
             problems.append("delivery workers are not running")
+        paused = max((s.limiter.paused_for() for s in self._dispatcher.senders.values()),
+                     default=0.0)
+        if paused > PAUSED_NOT_READY:
+            problems.append(f"delivery paused for {paused:.0f} s more: TikTok asked to slow down")
         return problems, backlog
 
     async def metrics(self) -> bytes:
@@ -182,7 +197,8 @@ def _dispatcher(settings: Settings, store: Store, telemetry: Telemetry,
     delivery = settings.delivery
     policy = RetryPolicy(base=delivery.retry_base_seconds, cap=delivery.retry_max_seconds,
                          max_event_age=delivery.max_event_age_days * 86400,
-                         rate_limit_pause=delivery.rate_limit_pause_seconds)
+                         rate_limit_pause=delivery.rate_limit_pause_seconds,
+                         max_retry_after=delivery.max_retry_after_seconds)
     return Dispatcher(store.outbox, senders, policy, DispatchSettings(
         batch_size=delivery.batch_size, linger=delivery.linger_ms / 1000,
         workers=delivery.workers, lease=delivery.lease_seconds,

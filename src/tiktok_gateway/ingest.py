@@ -28,6 +28,7 @@ from .telemetry import DUPLICATE, REJECTED, CounterBatch, Telemetry, filtered
 from .tiktok.schema import PLAIN_USER_FIELDS, PURCHASE_EVENTS
 
 INGEST = "(ingest)"  # the destination name for counters of events rejected before routing
+OTHER = "other"  # the counters' one name for event names that are not known
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class RequestContext:
     test_event_code: str | None = None
     from_shopper: bool = False
     test_only: bool = False
+    custom_events: bool = True  # False: an event whose name is not a standard or configured one
+    # is refused (browser keys: anyone may send them, and each name would be a counter series)
     source: str = "server"  # browser, server, webhook or ga4: see merge.outranks
 
 
@@ -135,13 +138,14 @@ class Ingest:
         self._pending = 0
         self._pending_checked = 0.0
 
-    async def overloaded(self) -> bool:
-        """Backpressure: whether the outbox holds more pending events than allowed."""
+    async def overloaded(self, share: float = 1.0) -> bool:
+        """Backpressure: whether the outbox holds more than `share` of the pending events
+        allowed (browser keys get a share of their own)."""
         now = time.monotonic()
         if now - self._pending_checked > 1.0:
             self._pending_checked = now
             self._pending = await self._records.pending()
-        return self._pending >= self._max_pending
+        return self._pending >= self._max_pending * share
 
     async def accept(self, raws: Sequence[Any], context: RequestContext) -> IngestResult:
         """Validate, route and durably store events; return the per-event verdicts."""
@@ -156,8 +160,7 @@ class Ingest:
             except InvalidEvent as exc:
                 result.rejected.append({"index": index,
                                         "errors": [e.as_dict() for e in exc.errors]})
-                name = raw.get("event") if isinstance(raw, dict) else None
-                counts.add(INGEST, str(name or "(none)")[:100], REJECTED)
+                counts.add(INGEST, self._counted_name(raw), REJECTED)
                 continue
             result.accepted += 1
             queued.extend(new)
@@ -187,6 +190,10 @@ class Ingest:
         parsed: dict[tuple[tuple[str, str], ...], Event] = {}
         for dest, key in zip(self.destinations, self._parse_keys, strict=True):
             event = parsed.get(key) or parsed.setdefault(key, dest.route.parse(raw))
+            if not context.custom_events and not dest.route.options.names.tiktok_name(event.event)[1]:
+                raise InvalidEvent([FieldError("event", f"{event.event[:100]!r} is neither a TikTok "
+                                               "standard event nor one configured in event_names: "
+                                               "not accepted from a browser key")])
             if context.from_shopper and dest.settings.fill_client_context:
                 event = _with_context(event, context)
             try:
@@ -202,6 +209,15 @@ class Ingest:
             new.append(self._new_event(dest, item, context, counts))
         result.warnings.extend({"index": index, **w.as_dict()} for w in warnings.values())
         return new
+
+    def _counted_name(self, raw: Any) -> str:
+        """A rejected event's name for counters: a known name, else one bucket (`other`), so
+        that nobody can make a counter series per name."""
+        name = raw.get("event") if isinstance(raw, dict) else None
+        if not isinstance(name, str) or not self.destinations:
+            return OTHER
+        tiktok, known = self.destinations[0].route.options.names.tiktok_name(name)
+        return tiktok if known else OTHER
 
     def _new_event(self, dest: Destination, item: Transformed, context: RequestContext,
                    counts: CounterBatch) -> NewEvent:

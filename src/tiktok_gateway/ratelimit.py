@@ -21,6 +21,14 @@ class Limiter(Protocol):
         """Send nothing for `seconds` (TikTok answered 40100 or 429)."""
         ...
 
+    def paused_for(self) -> float:
+        """Seconds left of this process's last pause (0 when sending)."""
+        ...
+
+
+# No pause is believed past this, even one a store kept from an older version or a bug.
+MAX_PAUSE = 3600.0
+
 
 class RateLimiter:
     """A token bucket for one access token, which also pauses when TikTok says so."""
@@ -47,4 +55,8 @@ class RateLimiter:
                 await asyncio.sleep((1 - self._tokens) / self.qps)
 
     def pause(self, seconds: float) -> None:
+        seconds = min(max(0.0, seconds), MAX_PAUSE)
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - time.monotonic())

@@ -52,6 +52,8 @@ class RetryPolicy:
     max_event_age: seconds after event_time past which TikTok no longer takes the event.
     max_attempts: give up after this many failed attempts (0: only the age bound applies).
     rate_limit_pause: how long a token sends nothing after a rate limit without Retry-After.
+    max_retry_after: the most a Retry-After is believed: a proxy or a bug answering
+        `Retry-After: 1e308` must not stop delivery for good.
     """
 
     base: float = 1.0
@@ -59,21 +61,30 @@ class RetryPolicy:
     max_event_age: float = 7 * 86400
     max_attempts: int = 0
     rate_limit_pause: float = 1.0
+    max_retry_after: float = 300.0
 
     def after_failure(self, answer: Answer, *, batch_size: int,
                       retry_after: float | None = None) -> FailureVerdict:
         """The action for a batch of `batch_size` events whose request got `answer`."""
         if answer is Answer.RATE_LIMITED:
-            return FailureVerdict(Action.RETRY, pause=retry_after or self.rate_limit_pause)
+            pause = self.believed(retry_after) or self.rate_limit_pause
+            return FailureVerdict(Action.RETRY, pause=pause)
         if answer.retryable:
             return FailureVerdict(Action.RETRY)
         if answer.splittable and batch_size > 1:
             return FailureVerdict(Action.SPLIT)
         return FailureVerdict(Action.DEAD_LETTER)
 
+    def believed(self, retry_after: float | None) -> float:
+        """A Retry-After within reason: at most `max_retry_after`, never negative."""
+        if retry_after is None or retry_after != retry_after:  # None or NaN
+            return 0.0
+        return max(0.0, min(retry_after, self.max_retry_after))
+
     def delay(self, attempts: int, rng: random.Random | None = None) -> float:
         """The wait after `attempts` failed attempts (1 for the first failure)."""
-        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        # The exponent is bounded: 2 ** 1024 overflows a float after ~2.7 days of failures.
+        ceiling = min(self.cap, self.base * 2 ** min(max(0, attempts - 1), 62))
         jitter = float((rng or random).uniform(0, ceiling / 2))
         return float(ceiling / 2 + jitter)
 
@@ -89,7 +100,7 @@ class RetryPolicy:
         """Whether and when to retry an event that has failed `attempts` times."""
         if self.max_attempts and attempts >= self.max_attempts:
             return RetryDecision(None, f"gave up after {attempts} attempts")
-        retry_at = now + max(self.delay(attempts, rng), retry_after or 0.0)
+        retry_at = now + max(self.delay(attempts, rng), self.believed(retry_after))
         if self.expired(event_time, retry_at):
             return RetryDecision(None, "gave up: the event would be too old for TikTok")
         return RetryDecision(retry_at)

@@ -125,3 +125,20 @@ def test_migrate_command(postgres_url: str, tmp_path: Path) -> None:
                              str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert f"schema at version {SCHEMA_VERSION}" in result.stdout
+
+
+async def test_a_stored_pause_past_the_limit_expires(postgres_url: str) -> None:
+    """A pause a store kept from a bug (Retry-After 1e308) is not believed by any process."""
+    import psycopg
+
+    store = open_store(postgres_url)
+    try:
+        limiter = store.limiter("token-paused", 100)
+        await limiter.acquire()  # makes the row
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("UPDATE rate_limits SET paused_until = 1e308")
+        started = time.monotonic()
+        await asyncio.wait_for(limiter.acquire(), timeout=5)
+        assert time.monotonic() - started < 1
+    finally:
+        await store.close()

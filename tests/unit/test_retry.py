@@ -64,5 +64,15 @@ def test_every_answer_kind_has_one_action() -> None:
         Answer.AUTH, Answer.RETRY_LATER]
     assert answer_for_status(502, json_body=False) is Answer.RETRY_LATER
     assert answer_for_status(200, json_body=False) is Answer.RETRY_LATER
-    assert answer_for_status(403, json_body=False) is Answer.BAD_REQUEST
+    assert answer_for_status(403, json_body=False) is Answer.RETRY_LATER  # a CDN, not TikTok
     assert answer_for_status(200, json_body=True) is None
+
+
+def test_backoff_never_overflows_and_retry_after_is_capped() -> None:
+    """After thousands of failures the delay is still the cap; a Retry-After past the cap
+    (1e308, NaN, negative) is believed only up to it."""
+    policy = RetryPolicy(base=1, cap=300, max_retry_after=120, max_event_age=10**9)
+    assert policy.delay(5000) <= 300
+    decision = policy.decide(5000, NOW, NOW, retry_after=1e308)
+    assert decision.retry_at is not None and decision.retry_at <= NOW + 300
+    assert [policy.believed(v) for v in (1e308, float("nan"), -5, None, 30)] == [120, 0, 0, 0, 30]

@@ -179,6 +179,8 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: config).")] = None,
     init: Annotated[bool, typer.Option(
         "--init", help="Write a default config (and secrets under ./data) if none exists.")] = False,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="Deliver to the built-in sandbox, whatever tokens are configured.")] = False,
 ) -> None:
     """Run the gateway: ingest API, delivery workers, health and metrics."""
 
@@ -198,7 +200,7 @@ def serve(
     settings = apply_server_flags(settings, host, port)
     configure_logging(json_logs=settings.server.json_logs)
     try:
-        application = create_app(settings)
+        application = create_app(settings, demo=demo)
     except ConfigError as exc:
         raise fail(str(exc)) from None
     gateway = application.state.gateway

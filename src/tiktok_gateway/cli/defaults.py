@@ -8,8 +8,8 @@ from pathlib import Path
 
 TEMPLATE = """\
 # tiktok-gateway configuration. Reference: docs/configuration.md
-# Written by `tiktok-gateway serve --init`. With no TikTok access token set, the gateway
-# runs in demo mode against its built-in sandbox.
+# Written by `tiktok-gateway serve --init`. With no TikTok access token configured
+# (access_token = ""), the gateway runs in demo mode against its built-in sandbox.
 
 [storage]
 url = "sqlite:///{data}/gateway.db"
@@ -33,7 +33,9 @@ kind = "server"
 [[destinations]]
 name = "shop"
 pixel_id = "C0EXAMPLE0PIXEL00001"
-access_token = "env:TIKTOK_ACCESS_TOKEN"
+# To go live: access_token = "env:TIKTOK_ACCESS_TOKEN" (a token that does not resolve then
+# stops start-up; it never falls back to demo mode), and your own pixel_id.
+access_token = ""
 test_event_code = ""
 phone_region = "US"
 """

@@ -27,9 +27,12 @@ def _destinations(settings: Settings) -> list[Finding]:
     for dest in settings.destinations:
         name = f"destination {dest.name!r}"
         token = resolve_secret(dest.access_token)
-        if token is None:
+        if not dest.access_token:
+            findings.append(("warn", f"{name}: no access token configured: demo mode, events "
+                                     "go to the built-in sandbox"))
+        elif token is None:
             findings.append(("error", f"{name}: access token {dest.access_token.split(':')[0]}:... "
-                                      "is not set (the gateway would run in demo mode)"))
+                                      "is not set: serve would refuse to start"))
         else:
             findings.append(("ok", f"{name}: access token present (not shown)"))
         pattern = PIXEL_CODE if dest.event_source == "web" else EVENT_SET_ID

@@ -23,6 +23,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ..exceptions import OutboxError
+from ..ratelimit import MAX_PAUSE
 from . import (
     DEAD,
     PENDING,
@@ -325,6 +326,7 @@ class PostgresRateLimiter:
     def __init__(self, outbox: PostgresOutbox, token: str, qps: float) -> None:
         self._outbox = outbox
         self._tasks: set[asyncio.Task[None]] = set()
+        self._paused_until = 0.0  # this process's last pause; the shared one is in the row
         self.key = hashlib.sha256(token.encode()).hexdigest()[:32]  # never the token itself
         self.qps = qps
 
@@ -340,7 +342,8 @@ class PostgresRateLimiter:
             row = await (await conn.execute(Q["lock_limit"], params)).fetchone()
             assert row is not None
             tokens, updated_at, paused_until = row
-            if paused_until > now:
+            # A pause past MAX_PAUSE is not believed (a store written by a bug): it expires.
+            if now < paused_until <= now + MAX_PAUSE:
                 return float(paused_until - now)
             tokens = min(self.qps, tokens + max(0.0, now - updated_at) * self.qps)
             wait = 0.0 if tokens >= 1 else (1 - tokens) / self.qps
@@ -348,9 +351,14 @@ class PostgresRateLimiter:
             return wait
 
     def pause(self, seconds: float) -> None:
+        seconds = min(max(0.0, seconds), MAX_PAUSE)
+        self._paused_until = max(self._paused_until, time.time() + seconds)
         task = asyncio.get_running_loop().create_task(self._pause(seconds))
         self._tasks.add(task)  # keep a reference until it is done
         task.add_done_callback(self._tasks.discard)
+
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - time.time())
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(OutboxError):

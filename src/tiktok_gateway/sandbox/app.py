@@ -117,9 +117,12 @@ class Sandbox:
             return JSONResponse({"code": codes.CODE_INTERNAL, "message": "Internal error. "
                                  "Please retry.", "request_id": new_request_id(now)}, 500), 500
         if faults.over_rate_limit(now):
-            return _envelope(codes.CODE_RATE_LIMITED,
-                             "Too many requests. Please retry in some time.",
-                             new_request_id(now), {}), codes.CODE_RATE_LIMITED
+            answer = _envelope(codes.CODE_RATE_LIMITED,
+                               "Too many requests. Please retry in some time.",
+                               new_request_id(now), {})
+            if faults.retry_after:
+                answer.headers["Retry-After"] = faults.retry_after
+            return answer, codes.CODE_RATE_LIMITED
         return None
 
     # --- the sandbox's own API -------------------------------------------------------------

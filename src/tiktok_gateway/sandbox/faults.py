@@ -23,6 +23,8 @@ class FaultSettings(BaseModel):
     outage_seconds: float | None = Field(default=None, ge=0)
     outage_kind: Literal["503", "hang"] | None = None
     partial_rate: float | None = Field(default=None, ge=0, le=1)
+    # Sent as the Retry-After header of rate-limited answers, as written ("1e308" too).
+    retry_after: str | None = Field(default=None, max_length=50)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Faults:
     outage_until: float = 0.0
     outage_kind: str = "503"
     partial_rate: float = 0.0
+    retry_after: str = ""
     _recent: deque[float] = field(default_factory=deque, repr=False)
     _random: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -50,7 +53,7 @@ class Faults:
     def reset(self) -> None:
         self.update(FaultSettings(latency_ms=0, error_rate=0, error_kind="json",
                                   rate_limit_qps=0, outage_seconds=0, outage_kind="503",
-                                  partial_rate=0))
+                                  partial_rate=0, retry_after=""))
 
     def in_outage(self, now: float) -> bool:
         return now < self.outage_until

@@ -146,11 +146,10 @@ def _classify(response: httpx.Response, latency: float, events: int) -> Delivery
         raise RateLimited(codes.CODE_RATE_LIMITED, "HTTP 429 Too Many Requests",
                           retry_after=_retry_after(response))
     if by_status is Answer.RETRY_LATER:
-        shape = ": " if envelope is not None or status >= 300 else " without a JSON body: "
+        shape = " without a JSON body: " if 200 <= status < 300 else ": "
         raise TransportError(f"TikTok answered HTTP {status}{shape}{_snippet(response)}",
                              status=status)
-    if envelope is None:
-        raise RejectedRequest(status, f"HTTP {status}: {_snippet(response)}")
+    assert envelope is not None  # without one, the status alone decided above
     answer = codes.answer_for_code(envelope.code)
     if answer in (Answer.SUCCESS, Answer.PARTIAL) and status < 300:
         return Delivery(envelope, status, latency, events)

@@ -66,8 +66,9 @@ def answer_for_code(code: int) -> Answer:
 def answer_for_status(status: int, *, json_body: bool) -> Answer | None:
     """The kind of an HTTP status when it decides alone; None when TikTok's `code` decides.
 
-    429 is a rate limit, 408 and 5xx a fault for now, a 2xx without TikTok's JSON envelope
-    a fault for now too (a proxy's page); another status without the envelope is a refusal.
+    429 is a rate limit, 408 and 5xx a fault for now. Without TikTok's JSON envelope any
+    other status is a fault for now too: a redirect, a CDN's or proxy's 403 page in front of
+    TikTok says nothing about the events, so they are retried, never split or dead-lettered.
     """
     if status == 429:
         return Answer.RATE_LIMITED
@@ -75,7 +76,7 @@ def answer_for_status(status: int, *, json_body: bool) -> Answer | None:
         return Answer.RETRY_LATER
     if json_body:
         return None
-    return Answer.RETRY_LATER if 200 <= status < 300 else Answer.BAD_REQUEST
+    return Answer.RETRY_LATER
 
 
 def is_retryable_code(code: int) -> bool:

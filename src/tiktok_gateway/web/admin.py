@@ -1,5 +1,9 @@
 """Admin access for the dashboard: HTTP Basic credentials, and CSRF tokens on actions.
 
+Wrong credentials are logged and slow down: after FREE_ATTEMPTS failures from one client,
+each further attempt waits twice as long as the last (up to MAX_LOCKOUT seconds) and is
+refused with 429 meanwhile, so a password cannot be guessed at hundreds a second.
+
 Browsers resend Basic credentials on their own, so every state-changing form carries a
 token derived from the admin password (the same in every process sharing a config) and
 is refused without it, or from another origin.
@@ -11,13 +15,22 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
+import time
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import AdminSettings, resolve_secret
+from ..exceptions import ConfigError
 
 REALM = 'Basic realm="tiktok-gateway dashboard", charset="UTF-8"'
+MIN_ADMIN_PASSWORD = 12
+FREE_ATTEMPTS = 5
+MAX_LOCKOUT = 300.0
+MAX_CLIENTS = 10_000  # failure records kept at once; older ones are forgotten first
+logger = logging.getLogger("tiktok_gateway.admin")
 
 
 class AdminAuth:
@@ -25,6 +38,33 @@ class AdminAuth:
         self.username = settings.username
         secret = resolve_secret(settings.password) if settings.password else None
         self._password = secret.get_secret_value() if secret else None
+        if (self._password is not None and len(self._password) < MIN_ADMIN_PASSWORD
+                and not settings.allow_weak_password):
+            raise ConfigError(f"[admin] password is shorter than {MIN_ADMIN_PASSWORD} characters: "
+                              "choose a longer one (or set allow_weak_password = true)")
+        self._failures: dict[str, tuple[int, float]] = {}  # client -> (failures, last failure)
+
+    def wait(self, client: str) -> float:
+        """Seconds before `client` may try again (0: now)."""
+        failures, last = self._failures.get(client, (0, 0.0))
+        if failures < FREE_ATTEMPTS:
+            return 0.0
+        lockout = min(MAX_LOCKOUT, 2.0 ** (failures - FREE_ATTEMPTS))
+        return max(0.0, last + lockout - time.monotonic())
+
+    def attempt(self, request: Request, client: str) -> bool:
+        """Check the request's credentials, counting a wrong attempt against `client`."""
+        ok = self.check(request)
+        if ok:
+            self._failures.pop(client, None)
+        elif "authorization" in request.headers:  # a browser's first, bare request is no guess
+            if len(self._failures) >= MAX_CLIENTS:
+                oldest = min(self._failures, key=lambda c: self._failures[c][1])
+                del self._failures[oldest]
+            failures = self._failures.get(client, (0, 0.0))[0] + 1
+            self._failures[client] = (failures, time.monotonic())
+            logger.warning("dashboard login failed from %s (%d in a row)", client, failures)
+        return ok
 
     @property
     def enabled(self) -> bool:
@@ -42,6 +82,16 @@ class AdminAuth:
             return False
         return (hmac.compare_digest(user.encode(), self.username.encode())
                 & hmac.compare_digest(password.encode(), self._password.encode()))
+
+    def guard_asgi(self, app: ASGIApp) -> ASGIApp:
+        """`app` behind the admin login (for the demo sandbox)."""
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and not self.check(Request(scope)):
+                await self.challenge()(scope, receive, send)
+                return
+            await app(scope, receive, send)
+
+        return guarded
 
     def challenge(self) -> Response:
         message = ("admin login required" if self.enabled else

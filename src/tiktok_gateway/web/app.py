@@ -28,9 +28,11 @@ SANDBOX_MOUNT = "/tiktok-sandbox"
 
 
 def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None,
-               gateway: Gateway | None = None) -> Starlette:
-    """The gateway's ASGI app. `transport` lets tests point delivery at an in-process sandbox."""
-    gateway = gateway or Gateway.from_settings(settings, transport=transport)
+               gateway: Gateway | None = None, demo: bool = False) -> Starlette:
+    """The gateway's ASGI app. `transport` lets tests point delivery at an in-process sandbox;
+    `demo` runs against the built-in sandbox whatever tokens are configured."""
+    gateway = gateway or Gateway.from_settings(settings, transport=transport, demo=demo)
+    admin = AdminAuth(settings.admin)
     keys = KeyRing(settings.keys)
     document = openapi_document()
 
@@ -54,11 +56,12 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/", index, methods=["GET"]),
-        *Dashboard(gateway, AdminAuth(settings.admin)).routes(),
+        *Dashboard(gateway, admin).routes(),
         *Sources(gateway, keys, settings.webhooks).routes(),
     ]
     if gateway.sandbox_app is not None:
-        routes.append(Mount(SANDBOX_MOUNT, app=gateway.sandbox_app))
+        # Demo events and the sandbox's fault switches are the admin's, not the internet's.
+        routes.append(Mount(SANDBOX_MOUNT, app=admin.guard_asgi(gateway.sandbox_app)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ class IngestKey:
     allowed_origins: frozenset[str]
     rate_limit_per_minute: int
     fill_client_context: bool = False
+    allow_custom_events: bool = False
 
     @property
     def from_shopper(self) -> bool:
@@ -48,9 +49,19 @@ class KeyRing:
                                   "...) is not set")
             origins = frozenset(o.rstrip("/") for o in key.allowed_origins)
             self.keys.append(IngestKey(key.name, secret.get_secret_value(), key.kind, origins,
-                                       key.rate_limit_per_minute, key.fill_client_context))
+                                       key.rate_limit_per_minute, key.fill_client_context,
+                                       key.allow_custom_events))
         self.browser_origins = frozenset().union(*(k.allowed_origins for k in self.keys
                                                    if k.is_browser))
+
+    def find_presented(self, request: Request) -> IngestKey | None:
+        """The request's key: from the Authorization header, or a browser key from `?key=`.
+        Server keys are secret, and URLs end up in proxies' and servers' logs."""
+        header = presented_key(request)
+        if header is not None:
+            return self.find(header)
+        key = self.find(request.query_params.get("key"))
+        return key if key is not None and key.is_browser else None
 
     def find(self, presented: str | None) -> IngestKey | None:
         if not presented:
@@ -63,12 +74,13 @@ class KeyRing:
 
 
 def presented_key(request: Request) -> str | None:
-    """`Authorization: Bearer <key>`; browsers using sendBeacon may pass `?key=` instead."""
+    """`Authorization: Bearer <key>`; browsers using sendBeacon may pass `?key=` instead
+    (see `KeyRing.find_presented`: only a browser key is taken from the URL)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.query_params.get("key")
+    return None
 
 
 class PerClientLimiter:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..outbox import DEAD, OutboxRecord, RecordQuery
 from ..telemetry import QUALITY_FIELDS
 from ..tiktok.lint import lint_event
 from .admin import AdminAuth
+from .auth import client_ip, parse_networks
 from .charts import bar_chart
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -35,12 +37,14 @@ TEMPLATES.env.filters["when"] = lambda v: "–" if not v else time.strftime(
 TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
 Handler = Callable[[Request], Awaitable[Response]]
 STATES = ("pending", "sent", "dead")
+MAX_RECORD_ID = 2**63 - 1  # the largest id a database column holds
 
 
 class Dashboard:
     def __init__(self, gateway: Gateway, auth: AdminAuth) -> None:
         self.gateway = gateway
         self.auth = auth
+        self.trusted = parse_networks(gateway.settings.server.trusted_proxies)
 
     def routes(self) -> list[Route]:
         guarded = self._guard
@@ -57,7 +61,12 @@ class Dashboard:
 
     def _guard(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
-            if not self.auth.check(request):
+            client = client_ip(request, self.trusted) or ""
+            wait = self.auth.wait(client)
+            if wait:
+                return Response("too many failed logins; try again later", 429,
+                                headers={"Retry-After": str(math.ceil(wait))})
+            if not self.auth.attempt(request, client):
                 return self.auth.challenge()
             return await handler(request)
 
@@ -114,7 +123,8 @@ class Dashboard:
                             states=STATES)
 
     async def inspect(self, request: Request) -> Response:
-        record = await self.gateway.record(request.path_params["id"])
+        record_id = request.path_params["id"]
+        record = await self.gateway.record(record_id) if record_id <= MAX_RECORD_ID else None
         if record is None:
             return self._render(request, "inspect.html", record=None)
         return self._render(request, "inspect.html", record=record,
@@ -155,7 +165,12 @@ class Dashboard:
             return Response("missing or wrong CSRF token", 403)
         form = await request.form()
         record_id = form.get("id")
-        ids = [int(record_id)] if isinstance(record_id, str) and record_id.isdigit() else None
+        ids = None  # no id: every dead letter
+        if record_id is not None:
+            if not (isinstance(record_id, str) and record_id.isdigit()
+                    and int(record_id) <= MAX_RECORD_ID):
+                return Response("id must be a record number", 400)
+            ids = [int(record_id)]
         count = await self.gateway.replay(ids)
         return RedirectResponse(f"/dashboard/dead-letters?replayed={count}", 303)
 

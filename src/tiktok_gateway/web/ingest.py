@@ -13,7 +13,7 @@ from ..exceptions import InvalidEvent, OutboxError
 from ..gateway import Gateway
 from ..ingest import RequestContext, split_events
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
-from .auth import IngestKey, KeyRing, PerClientLimiter, client_ip, parse_networks, presented_key
+from .auth import IngestKey, KeyRing, PerClientLimiter, client_ip, parse_networks
 
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Test-Event-Code"
 
@@ -43,7 +43,11 @@ async def accept_and_answer(gateway: Gateway, raws: list[Any], context: RequestC
     and resending cannot fix it. Only "could not store it" (503) asks for a retry.
     """
     try:
-        if await gateway.overloaded():
+        browser = context.source == "browser"
+        if await gateway.overloaded(browser=browser):
+            if browser:  # the shop's own server traffic keeps its room
+                return error(429, "the outbox's share for browser keys is full; retry later",
+                             {"Retry-After": "5"})
             return error(503, "the outbox is full; retry later", {"Retry-After": "5"})
         result = await gateway.accept(raws, context)
     except OutboxError:
@@ -84,10 +88,12 @@ class Ingest:
         origin = request.headers.get("origin", "").rstrip("/")
         if request.method == "OPTIONS":
             return self.preflight(origin)
-        key = self.keys.find(presented_key(request))
+        key = self.keys.find_presented(request)
         if key is None:
-            return error(401, "missing or unknown ingest key: send Authorization: Bearer <key>",
-                         {"WWW-Authenticate": "Bearer"})
+            where = (" (a key in the URL is taken only for browser keys: server keys are secret, "
+                     "and URLs are logged)" if "key" in request.query_params else "")
+            return error(401, "missing or unknown ingest key: send Authorization: Bearer <key>"
+                         + where, {"WWW-Authenticate": "Bearer"})
         cors = self.cors_headers(key, origin)
         if key.is_browser and cors is None:
             return error(403, f"origin {origin or '(none)'} is not allowed for key {key.name!r}")
@@ -138,5 +144,6 @@ class Ingest:
         context = RequestContext(ip, request.headers.get("user-agent"),
                                  request.headers.get("x-test-event-code") or None,
                                  from_shopper=key.from_shopper,
+                                 custom_events=not key.is_browser or key.allow_custom_events,
                                  source="browser" if key.is_browser else "server")
         return await accept_and_answer(self.gateway, raws, context)

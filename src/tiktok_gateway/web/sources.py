@@ -19,6 +19,7 @@ from ..ingest import RequestContext
 from ..sources import Webhook, verify_signature, webhooks
 from ..sources.ga4 import ga4_events
 from ..telemetry import filtered
+from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
 from .auth import KeyRing
 from .ingest import BodyTooLarge, accept_and_answer, error, read_limited
 
@@ -59,6 +60,8 @@ class Sources:
             return JSONResponse({"error": f"body is not valid JSON: {exc}"}, 400)
         except InvalidEvent as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        if len(raws) > MAX_EVENTS_PER_REQUEST:
+            return error(413, f"{len(raws)} events: at most {MAX_EVENTS_PER_REQUEST} per request")
         # Server to server: the request's IP and user agent are the sender's, not the shopper's.
         return await accept_and_answer(self.gateway, raws, RequestContext(source="ga4"))
 
