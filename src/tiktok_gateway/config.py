@@ -71,6 +71,12 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     trusted_proxies: list[str] = Field(default_factory=list)
     json_logs: bool = False
+    # /metrics shows destination names and per-event volumes: set a token (env:/file:/literal)
+    # and Prometheus sends it as `authorization: credentials` (bearer).
+    metrics_token: str = ""
+    # Connections served at once (past it: 503), and how long an idle keep-alive stays open.
+    limit_concurrency: int = Field(default=1000, ge=10)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
 
 
 class TikTokSettings(_Section):

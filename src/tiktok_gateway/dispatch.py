@@ -59,6 +59,7 @@ class Dispatcher:
         self.senders = senders
         self.policy = policy
         self.settings = settings or DispatchSettings()
+        self.last_failure: tuple[float, str] | None = None  # (monotonic time, why)
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -94,7 +95,8 @@ class Dispatcher:
                 await asyncio.sleep(self.settings.linger)  # let a batch fill up
             try:
                 await self.drain_once()
-            except Exception:  # keep the worker alive; the lease returns the events
+            except Exception as exc:  # keep the worker alive; the lease returns the events
+                self.last_failure = (time.monotonic(), str(exc)[:300])
                 logger.exception("dispatch failed; retrying after the poll interval")
                 await asyncio.sleep(self.settings.poll_interval)
 

@@ -33,6 +33,7 @@ logger = logging.getLogger("tiktok_gateway")
 DEMO_BASE_URL = "http://tiktok-sandbox.invalid"
 DEMO_TOKEN = "sandbox-demo-token"
 PAUSED_NOT_READY = 10.0  # a pause longer than this makes /readyz say not ready
+STORE_FAILURE_NOT_READY = 30.0  # a failed write this recent makes /readyz say not ready
 
 
 class Gateway:
@@ -120,9 +121,10 @@ class Gateway:
         return await self._ingest.overloaded(share)
 
     def count(self, destination: str, event: str, name: str) -> None:
-        """Count something that stores no event (a webhook with a bad signature)."""
+        """Count something that stores no event (a webhook with a bad signature or one not
+        sent). Names are bounded: a body's text may be in them, and PostgreSQL text holds no NUL."""
         batch = CounterBatch()
-        batch.add(destination, event, name)
+        batch.add(destination, event, name.replace("\x00", "")[:120])
         self._telemetry.later(batch)
 
     async def record_change(self, order_id: str, change: str, platform: str) -> None:
@@ -180,6 +182,9 @@ class Gateway:
             backlog = None
         if not self._dispatcher.running:
             problems.append("delivery workers are not running")
+        for failure in (self._ingest.last_store_failure, self._dispatcher.last_failure):
+            if failure and time.monotonic() - failure[0] < STORE_FAILURE_NOT_READY:
+                problems.append(f"the store failed to write: {failure[1]}")
         paused = max((s.limiter.paused_for() for s in self._dispatcher.senders.values()),
                      default=0.0)
         if paused > PAUSED_NOT_READY:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberDesc
@@ -299,3 +300,67 @@ def normalise_ip(ip: str) -> str | None:
         return str(ipaddress.ip_address(ip))
     except ValueError:
         return None
+
+
+# --- personal data where it does not belong -------------------------------------------------
+
+# An email anywhere in a text; a phone number written internationally; a key that names one.
+_EMAIL_IN_TEXT = re.compile(r"[^\s@/?&=:;,<>\"']+@[^\s@/?&=:;,<>\"']+\.[A-Za-z]{2,}")
+_PHONE_TEXT = re.compile(r"\s*\+\s*\d[\d\s().-]{6,20}\s*")
+_PERSONAL_KEY = re.compile(r"e-?mail|phone|mobile|\btel\b|^tel|msisdn", re.IGNORECASE)
+
+
+def looks_personal(key: str, value: Any) -> bool:
+    """Whether a custom value (or a URL parameter) holds an email address or a phone number."""
+    if isinstance(value, str):
+        return bool(value.strip()) and (
+            _EMAIL_IN_TEXT.search(value) is not None or _PHONE_TEXT.fullmatch(value) is not None
+            or _PERSONAL_KEY.search(key) is not None)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _PERSONAL_KEY.search(key) is not None
+    return False
+
+
+def scrub(value: Any, path: str, warnings: list[FieldError], depth: int = 0) -> Any:
+    """`value` without the strings that hold personal data, each removal named in a warning."""
+    if isinstance(value, dict) and depth < 32:
+        clean = {}
+        for key, item in value.items():
+            if looks_personal(str(key), item):
+                warnings.append(FieldError(f"{path}.{key}", _REMOVED))
+            else:
+                clean[key] = scrub(item, f"{path}.{key}", warnings, depth + 1)
+        return clean
+    if isinstance(value, list) and depth < 32:
+        kept = []
+        for index, item in enumerate(value):
+            if looks_personal("", item):
+                warnings.append(FieldError(f"{path}.{index}", _REMOVED))
+            else:
+                kept.append(scrub(item, f"{path}.{index}", warnings, depth + 1))
+        return kept
+    return value
+
+
+def scrub_url(url: str, path: str, warnings: list[FieldError]) -> str:
+    """A page URL without the query parameters (or fragment) that hold personal data."""
+    if "@" not in url and "?" not in url and "#" not in url:
+        return url  # the usual case: nothing to parse
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if not looks_personal(k, v)]
+    removed = sorted({k for k, v in pairs if looks_personal(k, v)})
+    fragment = parts.fragment
+    if fragment and _EMAIL_IN_TEXT.search(unquote(fragment)):
+        fragment, removed = "", [*removed, "#fragment"]
+    netloc, where = parts.netloc, parts.path
+    if _EMAIL_IN_TEXT.search(unquote(where)):
+        where, removed = "/", [*removed, "path"]
+    if not removed:
+        return url
+    warnings.append(FieldError(path, f"{', '.join(removed)} held an email address or phone "
+                                     "number: removed, raw personal data is never sent"))
+    return urlunsplit((parts.scheme, netloc, where, urlencode(kept), fragment))
+
+
+_REMOVED = "looks like an email address or phone number: removed, raw personal data is never sent"

@@ -20,7 +20,8 @@ import orjson
 
 from .config import DestinationSettings
 from .events import Event
-from .exceptions import DropEvent, FieldError, InvalidEvent
+from .exceptions import DropEvent, FieldError, InvalidEvent, OutboxError
+from .mapping import PROPERTY_FIELDS
 from .outbox import NewEvent, Outbox, RecordReader
 from .pipeline import Route, Transformed
 from .sources import segment
@@ -137,6 +138,7 @@ class Ingest:
         self._merge_window = merge_window
         self._pending = 0
         self._pending_checked = 0.0
+        self.last_store_failure: tuple[float, str] | None = None  # (monotonic time, why)
 
     async def overloaded(self, share: float = 1.0) -> bool:
         """Backpressure: whether the outbox holds more than `share` of the pending events
@@ -173,7 +175,11 @@ class Ingest:
 
     async def _store(self, queued: list[NewEvent], counts: CounterBatch,
                      result: IngestResult) -> None:
-        stored = await self._outbox.put(queued, counts.counts)
+        try:
+            stored = await self._outbox.put(queued, counts.counts)
+        except OutboxError as exc:
+            self.last_store_failure = (time.monotonic(), exc.message)
+            raise
         result.queued = sum(stored)
         result.duplicates = len(stored) - result.queued
         copies = [event for event, fresh in zip(queued, stored, strict=True) if not fresh]
@@ -224,13 +230,18 @@ class Ingest:
         code = (item.test_event_code or context.test_event_code
                 or dest.settings.test_event_code or "")
         shared_id = bool(item.source.event_id or item.source.order_id)
-        counts.received(dest.name, item.name, item.data, shared_id)
         sampled = bool(code) or random.random() < self._sample_rate
-        # The inbound copy costs a model dump per event: made only for events the inspector keeps.
-        inbound = orjson.dumps(hashed_inbound(item)).decode() if sampled else None
+        try:
+            payload = orjson.dumps(item.data).decode()
+            # The inbound copy costs a model dump per event: made only for events the
+            # inspector keeps.
+            inbound = orjson.dumps(hashed_inbound(item)).decode() if sampled else None
+        except TypeError:  # orjson writes at most 255 levels of nesting
+            raise InvalidEvent([FieldError("properties", "nested more than 255 levels deep")]) from None
+        counts.received(dest.name, item.name, item.data, shared_id)
         delay = self._merge_window if item.name in PURCHASE_EVENTS else 0.0
         return NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
-                        orjson.dumps(item.data).decode(), code,
+                        payload, code,
                         order_id=item.source.order_id or "", inbound=inbound, sampled=sampled,
                         source=context.source, delay=delay)
 
@@ -238,6 +249,16 @@ class Ingest:
 def hashed_inbound(item: Transformed) -> dict[str, Any]:
     """The event as received, for the inspector, with personal data replaced by its hash."""
     inbound = item.source.model_dump(mode="json", exclude_none=True)
+    # Custom properties and page URLs as sent: with any personal data they held removed.
+    props = inbound.get("properties") or {}
+    sent_props = item.data.get("properties") or {}
+    for key in [k for k in props if k not in PROPERTY_FIELDS]:  # the custom ones
+        if key in sent_props:
+            props[key] = sent_props[key]
+        else:
+            del props[key]
+    if "page" in item.data:
+        inbound["page"] = item.data["page"]
     user = inbound.get("user") or {}
     sent = item.data.get("user") or {}
     for key in list(user):

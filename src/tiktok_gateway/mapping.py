@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from . import identity
 from .events import Item, Properties
 from .exceptions import FieldError
 from .tiktok import schema
@@ -156,7 +157,7 @@ def rename_properties(raw: Any, property_map: dict[str, str]) -> Any:
 
 
 # Properties the pipeline reads itself; any other key is a custom property, passed through.
-_PROPERTY_FIELDS = frozenset(Properties.__annotations__)
+PROPERTY_FIELDS = frozenset(Properties.__annotations__)
 _COPIED_PROPERTIES = ("value", "currency", "num_items", "order_id", "shop_id", "description")
 _ITEM_TO_CONTENT = (("item_id", "content_id"), ("item_name", "content_name"),
                     ("item_category", "content_category"), ("item_brand", "brand"),
@@ -166,7 +167,9 @@ _ITEM_TO_CONTENT = (("item_id", "content_id"), ("item_name", "content_name"),
 def tiktok_properties(props: Properties, name: str, warnings: list[FieldError]) -> dict[str, Any]:
     """TikTok's `properties` for an event named `name`: contents from TikTok's or GA4's
     items, the recommended fields, the rest passed through as custom properties."""
-    out: dict[str, Any] = {k: v for k, v in props.items() if k not in _PROPERTY_FIELDS}
+    out: dict[str, Any] = {k: v for k, v in props.items() if k not in PROPERTY_FIELDS}
+    if out:  # custom properties: never a place for an email or a phone number
+        out = identity.scrub(out, "properties", warnings)
     given = props.get("contents")
     contents: list[dict[str, Any]] = (
         [{k: v for k, v in c.items() if v is not None} for c in given] if given

@@ -89,7 +89,8 @@ def _map_and_hash(event: Event, options: TransformOptions) -> Transformed:
         data["user"] = user
     data["properties"] = mapping.tiktok_properties(event.properties, name, warnings)
     if event.page is not None:
-        data["page"] = {k: v for k, v in event.page.items() if v is not None}
+        data["page"] = {k: identity.scrub_url(str(v), f"page.{k}", warnings)
+                        for k, v in event.page.items() if v is not None}
     if event.limited_data_use is not None:
         data["limited_data_use"] = event.limited_data_use
     return Transformed(event, data, warnings)

@@ -262,3 +262,20 @@ def test_sigterm_drains_and_exits(tmp_path: Path, tiktok_process: Process) -> No
         assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 20)
     finally:
         gateway.stop()
+
+
+def test_a_deleted_sqlite_file_stops_acknowledging(tmp_path: Path, tiktok_process: Process) -> None:
+    """Once its SQLite file is deleted under it, the gateway answers 503 and /readyz says why,
+    rather than acknowledging events into a file nobody will read again."""
+    gateway = start_gateway(tmp_path, write_config(tmp_path, tiktok_process.url))
+    try:
+        assert httpx.post(f"{gateway.url}/v1/events", json=purchase(1), headers=KEY,
+                          timeout=10).status_code == 202
+        for path in (tmp_path / "data").glob("gateway.db*"):
+            path.unlink()
+        answer = httpx.post(f"{gateway.url}/v1/events", json=purchase(2), headers=KEY, timeout=10)
+        assert answer.status_code == 503
+        ready = httpx.get(f"{gateway.url}/readyz", timeout=10)
+        assert ready.status_code == 503 and "deleted or replaced" in " ".join(ready.json()["problems"])
+    finally:
+        gateway.stop()

@@ -219,3 +219,101 @@ def test_dashboard_logins_slow_down(make_gateway: Make) -> None:
                                                  "access_token": TOKEN}]})
     with pytest.raises(ConfigError, match="shorter than 12"):
         create_app(weak)
+
+
+def test_deep_json_is_refused_clearly(make_gateway: Make) -> None:
+    """Custom properties nested past what TikTok's JSON can carry get a 4xx naming them."""
+    url = make_gateway()
+    deep = ('{"event": "view_item", "properties": {"deep": ' + "[" * 600 + "]" * 600 + "}}")
+    answer = httpx.post(f"{url}/v1/events", content=deep, headers={
+        **SERVER, "Content-Type": "application/json"}, timeout=10)
+    assert answer.status_code == 422
+    assert answer.json()["rejected"][0]["errors"][0]["field"] == "properties"
+    deeper = '{"event": "view_item", "properties": {"deep": ' + "[" * 2000 + "]" * 2000 + "}}"
+    assert httpx.post(f"{url}/v1/events", content=deeper, headers=SERVER,
+                      timeout=10).status_code == 400
+
+
+def test_report_escapes_markup_in_names(tmp_path: Any) -> None:
+    """An event name holding rich markup is printed as written, never run as markup."""
+    import asyncio
+    import subprocess
+    import sys
+
+    from tiktok_gateway.outbox import open_store
+
+    async def seed() -> None:
+        store = open_store(f"sqlite:///{tmp_path}/g.db")
+        minute = int(time.time() // 60)
+        await store.telemetry.add({(minute, "shop", "[/x][red]boom", "received"): 2}, [])
+        await store.close()
+
+    asyncio.run(seed())
+    config = tmp_path / "g.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path}/g.db"\n[[destinations]]\n'
+                      f'name = "shop"\npixel_id = "{PIXEL}"\naccess_token = "t"\n')
+    out = subprocess.run([sys.executable, "-m", "tiktok_gateway", "report", "--config",
+                          str(config)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "[/x][red]boom" in out.stdout
+
+
+def test_a_second_process_never_takes_back_leases(tmp_path: Any) -> None:
+    """report and replay open the store without releasing the running gateway's leases, so
+    the batches it is sending are not sent twice."""
+    import asyncio
+
+    from tiktok_gateway.outbox import NewEvent, StoreOptions, open_store
+
+    async def run() -> tuple[int, int]:
+        url = f"sqlite:///{tmp_path}/g.db"
+        running = open_store(url)
+        await running.outbox.put([NewEvent("shop", "ViewContent", "1", int(time.time()), "{}")])
+        assert len(await running.outbox.claim(10, lease=60)) == 1  # in flight
+        report = open_store(url, StoreOptions(owner=False))
+        taken = len(await report.outbox.claim(10, lease=60))
+        await report.close()
+        restarted = open_store(url)  # the gateway itself, after a crash: its leases are back
+        retaken = len(await restarted.outbox.claim(10, lease=60))
+        await restarted.close()
+        await running.close()
+        return taken, retaken
+
+    assert asyncio.run(run()) == (0, 1)
+
+
+def test_personal_data_in_custom_properties_and_urls_never_lands(make_gateway: Make,
+                                                                  sandbox_url: str,
+                                                                  tmp_path: Any) -> None:
+    """Emails and phone numbers in custom properties, page.url and referrer are removed before
+    anything is stored, each named in a warning: not in the database, the inspector or TikTok."""
+    url = make_gateway()
+    answer = post(url, {"event": "view_item", "event_id": "pii-1", "properties": {
+        "note": "call shopper.pii@example.com", "contact_phone": "030 901820",
+        "promo": "+44 7700 900123", "campaign": "spring"},
+        "page": {"url": "https://shop.example/thanks?email=shopper.pii%40example.com&step=2",
+                 "referrer": "https://shop.example/account?tel=%2B447700900123"}}).json()
+    fields = {w["field"] for w in answer["warnings"]}
+    assert {"properties.note", "properties.contact_phone", "properties.promo", "page.url",
+            "page.referrer"} <= fields
+    assert eventually(lambda: bool(sandbox_events(sandbox_url)))
+    [event] = sandbox_events(sandbox_url)
+    sent = str(event["parsed"])
+    assert "spring" in sent and "step=2" in sent
+    time.sleep(0.5)
+    inspector = httpx.get(f"{url}/dashboard/inspector", auth=ADMIN).text
+    record = inspector.split('href="/dashboard/inspector/')[1].split('"')[0]
+    shown = httpx.get(f"{url}/dashboard/inspector/{record}", auth=ADMIN).text
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("gateway.db*"))
+    for place in (sent, shown, stored.decode(errors="replace")):
+        assert "shopper.pii" not in place and "7700" not in place and "901820" not in place
+
+
+def test_volumes_are_not_shown_to_strangers(make_gateway: Make) -> None:
+    """With a metrics token, /metrics needs it; /readyz shows its counts to the admin only."""
+    url = make_gateway(server={"metrics_token": "metrics-token-0123"})
+    assert httpx.get(f"{url}/metrics").status_code == 401
+    scraped = httpx.get(f"{url}/metrics", headers={"Authorization": "Bearer metrics-token-0123"})
+    assert scraped.status_code == 200 and "tiktok_gateway_outbox_pending" in scraped.text
+    assert "pending" not in httpx.get(f"{url}/readyz").json()
+    assert httpx.get(f"{url}/readyz", auth=ADMIN).json()["pending"] == 0

@@ -52,7 +52,8 @@ def test_purchase_from_the_browser(make_gateway: Callable[..., str], sandbox_url
                                   "url": shop_url}])
             page = context.new_page()
             page.goto(f"{shop_url}/?ttclid=E.C.P.landing42")
-            page.goto(f"{shop_url}/thanks")  # the cookie must carry ttclid across pages
+            # The cookie must carry ttclid across pages; the email in this URL never leaves it.
+            page.goto(f"{shop_url}/thanks?step=done&email=shopper%40example.com")
             page.click("#buy")
             event_id = page.evaluate("window.lastId")
             calls: list[Any] = page.evaluate("window.ttq.calls")
@@ -77,6 +78,7 @@ def test_purchase_from_the_browser(make_gateway: Callable[..., str], sandbox_url
     assert user["ttp"] == "2F7h37YkS1j57AYSKTI7IHhJPYH"
     assert user["user_agent"] == "ShopperBrowser/1.0"
     assert "ip" not in user  # the page is on loopback here: never a shopper's address
+    assert event["parsed"]["page"]["url"].endswith("/thanks?step=done")
     assert event["hashed_fields"] == ["email"]
 
 

@@ -97,3 +97,18 @@ def test_split_events_reads_every_body_shape() -> None:
 
     with pytest.raises(InvalidEvent, match="must be a list"):
         split_events({"events": "nope"})
+
+
+def test_the_client_limiter_is_bounded_and_limits_ipv6_per_64() -> None:
+    """Addresses of one IPv6 /64 share a bucket; a flood of addresses keeps memory bounded."""
+    from tiktok_gateway.web.auth import PerClientLimiter
+
+    limiter = PerClientLimiter()
+    limiter.MAX_CLIENTS = 1000
+    assert limiter.wait("web", "2001:db8:1:2::1", 2) == 0.0
+    assert limiter.wait("web", "2001:db8:1:2::ffff", 2) == 0.0
+    assert limiter.wait("web", "2001:db8:1:2:abcd::9", 2) > 0  # the same /64: limited
+    assert limiter.wait("web", "2001:db8:1:3::1", 2) == 0.0  # another subscriber
+    for i in range(5000):
+        limiter.wait("web", f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", 2)
+    assert len(limiter._buckets) <= 1000

@@ -211,7 +211,9 @@ def serve(
         typer.echo(startup_banner(url, settings, demo=gateway.demo))
         sys.stdout.flush()
 
-    run(serve_app(application, settings.server.host, settings.server.port, announce))
+    run(serve_app(application, settings.server.host, settings.server.port, announce,
+                  limit_concurrency=settings.server.limit_concurrency,
+                  keep_alive=settings.server.keep_alive_seconds))
 
 
 @app.command()
@@ -224,7 +226,7 @@ def replay(
     """Queue dead-lettered events again, after fixing what TikTok rejected."""
     import asyncio
 
-    from ..outbox import open_store
+    from ..outbox import StoreOptions, open_store
     from ..timeparse import parse_since
 
     settings = load_config(config)
@@ -235,7 +237,7 @@ def replay(
         raise fail(str(exc)) from None
 
     async def run() -> int:
-        store = open_store(settings.storage.url)
+        store = open_store(settings.storage.url, StoreOptions(owner=False))
         try:
             return await store.outbox.replay(destination=destination, since=since_ts)
         finally:
@@ -285,7 +287,7 @@ def report(
     import asyncio
 
     from ..figures import collect, gap_report
-    from ..outbox import open_store
+    from ..outbox import StoreOptions, open_store
     from ..timeparse import parse_since
     from .output import print_report, read_orders
 
@@ -298,7 +300,7 @@ def report(
         raise fail(str(exc)) from None
 
     async def run() -> tuple[Any, Any]:
-        store = open_store(settings.storage.url)
+        store = open_store(settings.storage.url, StoreOptions(owner=False))
         try:
             figures = await collect(store.records, store.telemetry,
                                     [d.name for d in settings.destinations], since_ts)

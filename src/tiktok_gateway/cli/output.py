@@ -93,12 +93,12 @@ def print_report(figures: dict[str, Any], gap: GapReport | None, console: Consol
                    "pending", "dead"):
         table.add_column(column, justify="left" if column == "destination" else "right")
     for h in figures["health"]:
-        table.add_row(h.destination, str(h.requests), _pct(h.success_rate), str(h.events_sent),
+        table.add_row(escape(h.destination), str(h.requests), _pct(h.success_rate), str(h.events_sent),
                       _ms(h.latency(0.5)), _ms(h.latency(0.95)), str(h.pending), str(h.dead))
     console.print(table)
     for h in figures["health"]:
         for e in h.errors[:10]:
-            console.print(f"  [red]{h.destination}[/red] code {e.code}: {e.message} "
+            console.print(f"  [red]{escape(h.destination)}[/red] code {e.code}: {escape(e.message)} "
                           f"× {e.count}")
     quality = Table(title="Data quality (share of events carrying each field)",
                     title_justify="left")
@@ -107,7 +107,7 @@ def print_report(figures: dict[str, Any], gap: GapReport | None, console: Consol
     for f in (*QUALITY_FIELDS, "shared id", "match (est.)"):
         quality.add_column(f, justify="right")
     for q in figures["quality"]:
-        quality.add_row(q.event, str(q.received), *(_pct(q.share(f)) for f in
+        quality.add_row(escape(q.event), str(q.received), *(_pct(q.share(f)) for f in
                                                      QUALITY_FIELDS),
                         _pct(q.shared_id_share), f"{q.match_quality:.1f}")
     console.print(quality)

@@ -328,6 +328,9 @@ class StoreOptions:
     synchronous: str = "FULL"
     auto_migrate: bool = True
     pool_size: int = 10
+    # The process that delivers (serve). Others (report, replay) must not take back the
+    # leases of batches a running gateway is sending: they would go out twice.
+    owner: bool = True
 
 
 @dataclass(frozen=True)

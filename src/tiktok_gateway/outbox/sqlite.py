@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -80,10 +81,12 @@ class _DatabaseThread:
     """A thread that owns one connection and runs operations submitted from asyncio."""
 
     def __init__(self, conn: sqlite3.Connection, *, transactional: bool, name: str,
-                 before_commit: Callable[[sqlite3.Connection], None] | None = None) -> None:
+                 before_commit: Callable[[sqlite3.Connection], None] | None = None,
+                 before_begin: Callable[[], None] | None = None) -> None:
         self._conn = conn
         self._transactional = transactional
         self._before_commit = before_commit
+        self._before_begin = before_begin
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -141,6 +144,11 @@ class _DatabaseThread:
     def _in_transaction(self, batch: list[Any]) -> list[tuple[Any, BaseException | None]]:
         """All operations in one transaction, each in a savepoint so a failure fails only it."""
         conn = self._conn
+        if self._before_begin is not None:
+            try:
+                self._before_begin()
+            except OutboxError as refused:
+                return [(None, refused) for _ in batch]
         try:
             conn.execute("BEGIN IMMEDIATE")
             results = []
@@ -209,7 +217,7 @@ class SQLiteOutbox:
 
     def __init__(self, path: str, *, dedup_window: float = 48 * 3600,
                  order_window: float = 90 * 86400, retention: float = 7 * 86400,
-                 synchronous: str = "FULL") -> None:
+                 synchronous: str = "FULL", owner: bool = True) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -222,12 +230,15 @@ class SQLiteOutbox:
             writer.executescript(Q["schema"])
             if ("source",) not in writer.execute(Q["outbox_columns"]).fetchall():
                 writer.execute(Q["add_source_column"])
-            writer.execute(Q["release_leases"])
+            if owner:  # a crashed owner's leases: nobody else can hold them on one file
+                writer.execute(Q["release_leases"])
             reader = writer if path == ":memory:" else connect(path, synchronous)
         # Counters of every operation in a transaction, merged and written once before COMMIT.
         self._pending_counts: dict[CounterKey, int] = {}
+        self._file = _identity(path)
         self._writer = _DatabaseThread(writer, transactional=True, name="outbox-writer",
-                                       before_commit=self._write_counts)
+                                       before_commit=self._write_counts,
+                                       before_begin=self._check_file)
         self._reader = (self._writer if reader is writer else
                         _DatabaseThread(reader, transactional=False, name="outbox-reader"))
         self._last_prune = 0.0
@@ -236,6 +247,13 @@ class SQLiteOutbox:
     @property
     def telemetry(self) -> SQLiteTelemetry:
         return self._telemetry
+
+    def _check_file(self) -> None:
+        """Refuse to write once the file was deleted or replaced under us: the open handle
+        would keep "storing" into a file nobody will read again, and acknowledge it."""
+        if self._file is not None and _identity(self.path) != self._file:
+            raise OutboxError(f"the SQLite file {self.path} was deleted or replaced while the "
+                              "gateway ran: nothing more is acknowledged; restart the gateway")
 
     def _count(self, counters: dict[CounterKey, int]) -> None:
         """Add to this transaction's counters (runs on the writer thread only)."""
@@ -425,10 +443,21 @@ class SQLiteOutbox:
         await asyncio.to_thread(self._writer.stop)
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file's (device, inode), or None for `:memory:` and for a file that is gone."""
+    if path == ":memory:":
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (stat.st_dev, stat.st_ino)
+
+
 def open_store(url: str, options: StoreOptions) -> Store:
     """`sqlite:///path`: one process owns the file, so a limiter in memory is shared enough."""
     path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
     backend = SQLiteOutbox(path, dedup_window=options.dedup_window,
                            order_window=options.order_window, retention=options.retention,
-                           synchronous=options.synchronous)
+                           synchronous=options.synchronous, owner=options.owner)
     return Store.of(backend, lambda token, qps: RateLimiter(qps))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from .. import __version__
-from ..config import Settings
+from ..config import Settings, resolve_secret
+from ..exceptions import ConfigError
 from ..gateway import Gateway
 from .admin import AdminAuth
 from .auth import KeyRing
@@ -45,14 +47,23 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
                              "dashboard": "/dashboard", "metrics": "/metrics",
                              "openapi": "/openapi.json"})
 
+    metrics_token = resolve_secret(settings.server.metrics_token) if settings.server.metrics_token else None
+    if settings.server.metrics_token and metrics_token is None:
+        raise ConfigError("server.metrics_token names a variable or file that is not set")
+
     async def metrics(request: Request) -> Response:
+        if metrics_token is not None and not hmac.compare_digest(
+                request.headers.get("authorization", "").encode(),
+                f"Bearer {metrics_token.get_secret_value()}".encode()):
+            return JSONResponse({"error": "metrics need Authorization: Bearer <metrics_token>"},
+                                401, headers={"WWW-Authenticate": "Bearer"})
         return Response(await gateway.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     routes: list[BaseRoute] = [
         Route("/v1/events", Ingest(gateway, keys).endpoint, methods=["POST", "OPTIONS"]),
         Route("/v1/events/status", EventStatus(gateway, keys).endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", Readiness(gateway).endpoint, methods=["GET"]),
+        Route("/readyz", Readiness(gateway, admin).endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/", index, methods=["GET"]),

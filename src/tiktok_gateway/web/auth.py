@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,27 +85,44 @@ def presented_key(request: Request) -> str | None:
 
 
 class PerClientLimiter:
-    """A token bucket per (key, client IP): `per_minute` requests at once, refilled evenly.
+    """A token bucket per (key, client): `per_minute` requests at once, refilled evenly.
 
-    A fixed one-minute window would let a client send twice the limit across a minute's edge,
-    and would make the answer depend on where in the minute the burst fell."""
+    A fixed one-minute window would let a client send twice the limit across a minute's edge.
+    An IPv6 client is limited per /64 (one subscriber's prefix: it can pick any address in
+    it). Buckets are kept least recently used first, at most MAX_CLIENTS of them, so each
+    request costs O(1) however many addresses a flood comes from; an evicted bucket was the
+    least recently used, and would have refilled."""
+
+    MAX_CLIENTS = 100_000
 
     def __init__(self) -> None:
-        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # tokens, when
+        self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
     def wait(self, key: str, client: str, per_minute: int) -> float:
         """Take one request's token: 0.0 when allowed, else the seconds until one is free."""
         now = time.monotonic()
         rate = per_minute / 60.0
-        if len(self._buckets) > 100_000:  # bounded memory: a bucket idle for a minute is full
-            self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < 60.0}
-        tokens, when = self._buckets.get((key, client), (float(per_minute), now))
+        slot = (key, client_network(client))
+        tokens, when = self._buckets.pop(slot, (float(per_minute), now))
         tokens = min(float(per_minute), tokens + (now - when) * rate)
+        if len(self._buckets) >= self.MAX_CLIENTS:
+            self._buckets.popitem(last=False)
         if tokens < 1.0:
-            self._buckets[(key, client)] = (tokens, now)
+            self._buckets[slot] = (tokens, now)
             return (1.0 - tokens) / rate
-        self._buckets[(key, client)] = (tokens - 1.0, now)
+        self._buckets[slot] = (tokens - 1.0, now)
         return 0.0
+
+
+@lru_cache(maxsize=4096)
+def client_network(client: str) -> str:
+    """What one client is, for rate limits: its IPv4 address, or its IPv6 /64."""
+    if ":" not in client:
+        return client
+    try:
+        return str(ipaddress.IPv6Network(f"{client}/64", strict=False).network_address)
+    except ValueError:
+        return client
 
 
 def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..gateway import Gateway
 from ..outbox import RecordQuery
+from .admin import AdminAuth
 from .auth import KeyRing, presented_key
 
 
@@ -15,14 +16,18 @@ def healthz(request: Request) -> Response:
 
 
 class Readiness:
-    def __init__(self, gateway: Gateway) -> None:
+    """Ready to accept and deliver, or the problems; the backlog's counts for the admin only
+    (a stranger learns nothing of the shop's volumes)."""
+
+    def __init__(self, gateway: Gateway, admin: AdminAuth) -> None:
         self.gateway = gateway
+        self.admin = admin
 
     async def endpoint(self, request: Request) -> Response:
         problems, backlog = await self.gateway.readiness()
         body: dict[str, object] = {"status": "ready" if not problems else "not ready", "problems": problems,
                 "demo": self.gateway.demo}
-        if backlog:
+        if backlog and self.admin.check(request):
             body["pending"], body["dead"] = backlog.pending, backlog.dead
         return JSONResponse(body, 200 if not problems else 503)
 

@@ -45,6 +45,31 @@
       (window.location.protocol === "https:" ? "; Secure" : "");
   }
 
+  // Emails and phone numbers in a URL (a sign-up form's GET, a "?email=" link) never leave the
+  // page: the same rule the gateway applies (identity.scrub_url).
+  var EMAIL = /[^\s@\/?&=:;,<>"']+@[^\s@\/?&=:;,<>"']+\.[A-Za-z]{2,}/;
+  var PHONE = /^\s*\+\s*\d[\d\s().-]{6,20}\s*$/;
+  var PERSONAL_KEY = /e-?mail|phone|mobile|\btel\b|^tel|msisdn/i;
+
+  function cleanUrl(href) {
+    if (!href) return undefined;
+    try {
+      var url = new URL(href);
+      var keep = new URLSearchParams();
+      url.searchParams.forEach(function (value, key) {
+        if (!(value && (EMAIL.test(value) || PHONE.test(value) || PERSONAL_KEY.test(key)))) {
+          keep.append(key, value);
+        }
+      });
+      url.search = keep.toString();
+      if (EMAIL.test(decodeURIComponent(url.hash))) url.hash = "";
+      if (EMAIL.test(decodeURIComponent(url.pathname))) url.pathname = "/";
+      return url.toString();
+    } catch (e) {
+      return undefined;
+    }
+  }
+
   function randomId() {
     if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
     return Date.now() + "_" + Math.random().toString(16).slice(2);
@@ -78,7 +103,7 @@
     if (granted) {
       send({event: name, event_id: eventId, event_time: Date.now(), user: user,
             properties: properties, consent: {marketing: true},
-            page: {url: window.location.href, referrer: document.referrer || undefined}});
+            page: {url: cleanUrl(window.location.href), referrer: cleanUrl(document.referrer)}});
     }
     if (window.ttq && typeof window.ttq.track === "function") {
       // The pixel leg, with the same event_id: TikTok deduplicates the two.
