@@ -279,3 +279,32 @@ def test_a_deleted_sqlite_file_stops_acknowledging(tmp_path: Path, tiktok_proces
         assert ready.status_code == 503 and "deleted or replaced" in " ".join(ready.json()["problems"])
     finally:
         gateway.stop()
+
+
+def test_erase_leaves_no_trace_in_the_database_files(tmp_path: Path, tiktok_process: Process) -> None:
+    """`erase --email` deletes every record of that customer: afterwards no byte of their
+    hash is in the SQLite files, while another customer's records stay."""
+    import subprocess
+    import sys
+
+    from tiktok_gateway.identity import sha256_hex
+
+    config = write_config(tmp_path, tiktok_process.url)
+    gateway = start_gateway(tmp_path, config)
+    try:
+        for i, email in enumerate(("erase.me@example.com", "keep.me@example.com")):
+            assert httpx.post(f"{gateway.url}/v1/events", headers=KEY, timeout=10, json={
+                "event": "purchase", "user": {"email": email},
+                "properties": {"order_id": f"ER{i}", "value": 5, "currency": "USD"}}).status_code == 202
+        assert wait_for(lambda: len(sandbox_events(tiktok_process)) == 2)
+    finally:
+        gateway.stop()
+    gone, kept = sha256_hex("erase.me@example.com"), sha256_hex("keep.me@example.com")
+    files = lambda: b"".join(p.read_bytes() for p in (tmp_path / "data").glob("gateway.db*"))  # noqa: E731
+    assert gone.encode() in files()
+    out = subprocess.run([sys.executable, "-m", "tiktok_gateway", "erase", "--email",
+                          " Erase.Me@Example.com ", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Erased 1 record(s)" in out.stdout
+    assert gone.encode() not in files() and kept.encode() in files()

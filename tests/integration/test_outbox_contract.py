@@ -387,3 +387,34 @@ async def test_order_changes_are_kept_and_read_back(outbox: Backend) -> None:
     report = await gap_report(outbox, ["9", "10"])
     assert report.changed == {"9": "refunded after sending", "10": "cancelled before sending"}
     assert report.delivered == 1 and report.missing == ["10"]
+
+
+async def test_erase_deletes_every_record_of_a_customer(outbox: Backend) -> None:
+    """Records holding a customer's hash (in what was sent or in the inspector's copy) go,
+    with their copies; other customers' records stay."""
+    mine, theirs = "a" * 64, "b" * 64
+    await outbox.put([order_event("e1", "", {"email": [mine]}), order_event("e2", "", {"email": [theirs]}),
+                      NewEvent("shop", "ViewContent", "e3", int(time.time()), "{}", inbound=json.dumps(
+                          {"user": {"phone": [mine]}}))])
+    assert await outbox.erase([mine]) == 2
+    assert [r.event_id for r in await outbox.find(RecordQuery())] == ["e2"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_dead_letters_expire_with_the_retention(backend: str, tmp_path: Path,
+                                                      request: pytest.FixtureRequest) -> None:
+    """A dead letter (it holds hashes) is deleted once older than the retention, like a
+    delivered event."""
+    url = (f"sqlite:///{tmp_path}/r.db" if backend == "sqlite"
+           else request.getfixturevalue("postgres_url"))
+    store: Any = open_store(url, StoreOptions(retention=0.2)).outbox
+    try:
+        await store.put([event("dead-1")])
+        [record] = await store.claim(10, lease=30)
+        await store.mark_failed([record.id], Outcome(40002, "bad"), None)
+        await asyncio.sleep(0.4)
+        store._last_prune = 0.0  # prune on the next claim
+        await store.claim(10, lease=30)
+        assert await store.find(RecordQuery(state=DEAD)) == []
+    finally:
+        await store.close()

@@ -317,6 +317,40 @@ def report(
 
 
 @app.command()
+def erase(
+    email: Annotated[list[str] | None, typer.Option(help="The customer's email; repeatable.")] = None,
+    phone: Annotated[list[str] | None, typer.Option(help="The customer's phone; repeatable.")] = None,
+    external_id: Annotated[list[str] | None, typer.Option(
+        "--external-id", help="The customer's id in your shop; repeatable.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Delete every record of one customer from the store (an erasure request)."""
+    import asyncio
+
+    from ..outbox import StoreOptions, open_store
+    from .erasure import customer_hashes
+
+    settings = load_config(config)
+    assert settings is not None
+    hashes = customer_hashes(settings, email or [], phone or [], external_id or [])
+    if not hashes:
+        raise fail("give at least one valid --email, --phone or --external-id")
+
+    async def run() -> int:
+        store = open_store(settings.storage.url, StoreOptions(owner=False))
+        try:
+            return await store.outbox.erase(sorted(hashes))
+        finally:
+            await store.close()
+
+    try:
+        count = asyncio.run(run())
+    except GatewayError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"Erased {count} record(s) of this customer ({len(hashes)} hash(es) looked for).")
+
+
+@app.command()
 def migrate(config: ConfigOption = None) -> None:
     """Create or upgrade the PostgreSQL schema (SQLite needs no migration)."""
     import asyncio

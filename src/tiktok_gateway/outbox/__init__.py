@@ -274,6 +274,11 @@ class Outbox(Protocol):
         """Keep an order's change (as long as order keys are kept)."""
         ...
 
+    async def erase(self, hashes: Sequence[str]) -> int:
+        """Delete every record holding one of a customer's hashes (an erasure request), and
+        what it left behind where the backend can reach it; count the records."""
+        ...
+
     async def close(self) -> None: ...
 
 

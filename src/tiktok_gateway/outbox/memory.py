@@ -146,6 +146,15 @@ class InMemoryOutbox:
         """Claimed records: their available_at was pushed forward by the lease."""
         return {r.id for r in self.records.values() if r.id in self._claimed and r.available_at > now}
 
+    async def erase(self, hashes: Sequence[str]) -> int:
+        async with self._lock:
+            gone = [r.id for r in self.records.values()
+                    if any(h in r.payload or h in (r.inbound or "") for h in hashes)]
+            for id_ in gone:
+                del self.records[id_]
+            self.copy_log = [c for c in self.copy_log if c.record_id not in gone]
+        return len(gone)
+
     async def record_change(self, change: OrderChange) -> None:
         self.order_changes.append(change)
 

@@ -176,6 +176,15 @@ class PostgresOutbox:
             await _add_counters(conn, merge_counters(records, now))
         return [r.merged for r in records]
 
+    async def erase(self, hashes: Sequence[str]) -> int:
+        async with self.connection() as conn, conn.transaction():
+            ids = []
+            for value in hashes:
+                ids += [row[0] for row in await (await conn.execute(
+                    Q["erase"], {"hash": value})).fetchall()]
+            await conn.execute(Q["erase_copies"], {"ids": ids})
+        return len(ids)
+
     async def record_change(self, change: OrderChange) -> None:
         if _holds_nul(*change.__dict__.values()):
             return

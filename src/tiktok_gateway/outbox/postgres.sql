@@ -292,7 +292,15 @@ SELECT created_at FROM outbox WHERE id = (
 SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;
 
 -- name: prune
-DELETE FROM outbox WHERE state = 'sent' AND finished_at < %(before)s;
+-- Delivered and dead-lettered events alike expire with the retention: dead letters hold hashes.
+DELETE FROM outbox WHERE state <> 'pending' AND finished_at < %(before)s;
+
+-- name: erase
+DELETE FROM outbox WHERE strpos(payload, %(hash)s) > 0 OR strpos(COALESCE(inbound, ''), %(hash)s) > 0
+RETURNING id;
+
+-- name: erase_copies
+DELETE FROM copies WHERE record_id = ANY(%(ids)s);
 
 -- name: prune_dedup
 DELETE FROM dedup WHERE seen_at < %(before)s;

@@ -345,6 +345,31 @@ class SQLiteOutbox:
         self._count(merge_counters(records, now))
         return [r.merged for r in records]
 
+    async def erase(self, hashes: Sequence[str]) -> int:
+        count = await self._writer.run(lambda conn: self._erase(conn, hashes))
+        # Deleted rows stay in free pages and in the write-ahead log until overwritten:
+        # secure_delete zeroed them in the pages, and a checkpoint (outside the writer's
+        # transaction) empties the log of the frames that still held them.
+        if self.path != ":memory:":
+            await asyncio.to_thread(self._truncate_log)
+        return count
+
+    def _truncate_log(self) -> None:
+        with _map_sqlite_errors(), contextlib.closing(sqlite3.connect(self.path, timeout=30)) as conn:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise OutboxError("erased, but the write-ahead log is still in use by another "
+                              "process: stop the gateway and run erase again to clear it")
+
+    def _erase(self, conn: sqlite3.Connection, hashes: Sequence[str]) -> int:
+        conn.execute("PRAGMA secure_delete = ON")
+        try:
+            ids = [row[0] for h in hashes for row in conn.execute(Q["erase"], {"hash": h})]
+            conn.execute(Q["erase_copies"], {"ids": orjson.dumps(ids).decode()})
+        finally:
+            conn.execute("PRAGMA secure_delete = OFF")
+        return len(ids)
+
     async def record_change(self, change: OrderChange) -> None:
         await self._writer.run(lambda conn: conn.execute(Q["add_change"], change.__dict__))
 

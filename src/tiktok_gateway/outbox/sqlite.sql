@@ -273,7 +273,16 @@ SELECT created_at FROM outbox WHERE id = (
 SELECT destination, state, COUNT(*) FROM outbox GROUP BY destination, state;
 
 -- name: prune_sent
-DELETE FROM outbox WHERE state = 'sent' AND finished_at < :before;
+-- Delivered and dead-lettered events alike expire with the retention: dead letters hold hashes.
+DELETE FROM outbox WHERE state != 'pending' AND finished_at < :before;
+
+-- name: erase
+-- Every record of one customer: a hash in the event sent or in the inspector's copy.
+DELETE FROM outbox WHERE instr(payload, :hash) > 0 OR instr(COALESCE(inbound, ''), :hash) > 0
+RETURNING id;
+
+-- name: erase_copies
+DELETE FROM copies WHERE record_id IN (SELECT value FROM json_each(:ids));
 
 -- name: prune_orders
 DELETE FROM orders WHERE seen_at < :before;
