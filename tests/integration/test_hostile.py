@@ -317,3 +317,23 @@ def test_volumes_are_not_shown_to_strangers(make_gateway: Make) -> None:
     assert scraped.status_code == 200 and "tiktok_gateway_outbox_pending" in scraped.text
     assert "pending" not in httpx.get(f"{url}/readyz").json()
     assert httpx.get(f"{url}/readyz", auth=ADMIN).json()["pending"] == 0
+
+
+def test_replay_works_behind_a_trusted_tls_proxy(make_gateway: Make, sandbox: tuple[str, Any],
+                                                 tmp_path: Any) -> None:
+    """Behind a trusted TLS-terminating proxy the browser's https Origin is the dashboard's
+    own; from anywhere else it is still refused."""
+    sandbox[1].state.tokens = {PIXEL: {"not-our-token"}}  # so that events are dead-lettered
+    for trusted, expected in ((["127.0.0.1/32"], 303), ([], 403)):
+        url = make_gateway(server={"trusted_proxies": trusted},
+                           storage={"url": f"sqlite:///{tmp_path}/{expected}.db"})
+        post(url, sample_event())
+        assert eventually(lambda u=url: 'class="dead-letter"' in httpx.get(  # type: ignore[misc]
+            f"{u}/dashboard/dead-letters", auth=ADMIN).text)
+        page = httpx.get(f"{url}/dashboard/dead-letters", auth=ADMIN).text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        answer = httpx.post(f"{url}/dashboard/dead-letters/replay", auth=ADMIN, data={"csrf": csrf},
+                            headers={"Origin": "https://gateway.example.com",
+                                     "X-Forwarded-Proto": "https",
+                                     "X-Forwarded-Host": "gateway.example.com"})
+        assert answer.status_code == expected, trusted

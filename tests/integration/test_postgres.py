@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tiktok_gateway.outbox import NewEvent, open_store
 from tiktok_gateway.outbox.postgres import SCHEMA_VERSION, PostgresOutbox, migrate
@@ -142,3 +143,31 @@ async def test_a_stored_pause_past_the_limit_expires(postgres_url: str) -> None:
         assert time.monotonic() - started < 1
     finally:
         await store.close()
+
+
+def test_a_nul_in_a_rejected_name_harms_nothing(make_gateway: Any, postgres_url: str) -> None:
+    """On PostgreSQL (whose text holds no NUL) a rejected event named with NUL is a 422 naming
+    it, alone or beside a good event, and the counters and request log still flush."""
+    import httpx
+    import psycopg
+
+    from tests.conftest import SERVER_KEY
+
+    url = make_gateway(storage={"url": postgres_url})
+    headers = {"Authorization": f"Bearer {SERVER_KEY}"}
+    alone = httpx.post(f"{url}/v1/events", json={"event": "bad\u0000name"}, headers=headers)
+    assert alone.status_code == 422 and alone.json()["rejected"][0]["errors"][0]["field"] == "event"
+    mixed = httpx.post(f"{url}/v1/events", headers=headers, json={"events": [
+        {"event": "view_item", "event_id": "nul-ok"}, {"event": "x\u0000y"}]})
+    assert mixed.status_code == 202 and mixed.json()["queued"] == 1
+
+    def flushed() -> bool:
+        with psycopg.connect(postgres_url) as conn:
+            names = {row[0] for row in conn.execute("SELECT name FROM counters")}
+            requests = conn.execute("SELECT COUNT(*) FROM requests").fetchone()
+        return {"rejected", "delivered"} <= names and bool(requests and requests[0])
+
+    deadline = time.time() + 10
+    while not flushed() and time.time() < deadline:
+        time.sleep(0.2)
+    assert flushed()

@@ -93,6 +93,17 @@ class AdminAuth:
 
         return guarded
 
+    @staticmethod
+    def _own_origins(request: Request, behind_tls_proxy: bool) -> set[str]:
+        own = str(request.base_url).rstrip("/")
+        origins = {own}
+        if behind_tls_proxy:
+            proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+            host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
+            if proto in ("http", "https") and host:
+                origins.add(f"{proto}://{host.split(',')[0].strip()}")
+        return origins
+
     def challenge(self) -> Response:
         message = ("admin login required" if self.enabled else
                    "the dashboard is disabled: set [admin] password in the config")
@@ -102,9 +113,11 @@ class AdminAuth:
         key = (self._password or "").encode()
         return hmac.new(key, f"csrf:{self.username}".encode(), hashlib.sha256).hexdigest()
 
-    async def csrf_ok(self, request: Request) -> bool:
+    async def csrf_ok(self, request: Request, *, behind_tls_proxy: bool = False) -> bool:
+        """The form's token, from a page of this dashboard (its Origin, when the browser sends
+        one, is ours: behind a TLS-terminating proxy that we trust, an https one)."""
         origin = request.headers.get("origin")
-        if origin and origin.rstrip("/") != str(request.base_url).rstrip("/"):
+        if origin and origin.rstrip("/") not in self._own_origins(request, behind_tls_proxy):
             return False
         form = await request.form()
         token = form.get("csrf")
