@@ -67,7 +67,7 @@ def gateway_config(tmp_path: Path, sandbox_url: str, **sections: Any) -> dict[st
         "storage": {"url": f"sqlite:///{tmp_path}/gateway.db"},
         "tiktok": {"base_url": sandbox_url, "timeout": 5},
         "delivery": {"linger_ms": 10, "retry_base_seconds": 0.05, "retry_max_seconds": 0.5,
-                     "merge_window_seconds": 0},
+                     "merge_window_seconds": 0, "browser_purchase_wait_seconds": 0},
         "admin": {"username": ADMIN[0], "password": ADMIN[1]},
         "observe": {"flush_seconds": 0.2, "inspect_sample_rate": 1.0},
         "keys": [

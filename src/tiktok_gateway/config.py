@@ -104,6 +104,10 @@ class DeliverySettings(_Section):
     # A purchase waits this long before delivery, so the webhook's or backend's copy can be
     # merged into the browser's (or the other way round).
     merge_window_seconds: float = Field(default=3.0, ge=0, le=300)
+    # A purchase from a browser key (public: anyone can send one for any order id) waits this
+    # long, so that the shop's signed webhook or server copy can replace its values. Under
+    # TikTok's 5-minute window for merging the pixel's copy with ours.
+    browser_purchase_wait_seconds: float = Field(default=60.0, ge=0, le=280)
 
 
 class ObserveSettings(_Section):

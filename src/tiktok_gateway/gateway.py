@@ -93,7 +93,8 @@ class Gateway:
                         on_stored=dispatcher.notify,
                         inspect_sample_rate=settings.observe.inspect_sample_rate,
                         max_pending=settings.storage.max_pending,
-                        merge_window=settings.delivery.merge_window_seconds)
+                        merge_window=settings.delivery.merge_window_seconds,
+                        browser_wait=settings.delivery.browser_purchase_wait_seconds)
         return cls(settings, store, ingest, dispatcher, telemetry, sandbox_app=sandbox_app)
 
     async def start(self) -> None:

@@ -22,6 +22,7 @@ from .config import DestinationSettings
 from .events import Event
 from .exceptions import DropEvent, FieldError, InvalidEvent, OutboxError
 from .mapping import PROPERTY_FIELDS
+from .merge import BROWSER
 from .outbox import NewEvent, Outbox, RecordReader
 from .pipeline import Route, Transformed
 from .sources import segment
@@ -119,13 +120,14 @@ class Ingest:
         inspect_sample_rate: share of live events whose whole payload the inspector keeps.
         max_pending: past this many waiting events, `overloaded()` is true.
         merge_window: seconds a purchase waits, so that other copies can be merged into it.
+        browser_wait: seconds a browser key's purchase waits (a signed copy's values win).
     """
 
     def __init__(self, destinations: Sequence[Destination], outbox: Outbox,
                  records: RecordReader, telemetry: Telemetry, *,
                  on_stored: Callable[[], None] = lambda: None,
                  inspect_sample_rate: float = 0.1, max_pending: int = 1_000_000,
-                 merge_window: float = 0.0) -> None:
+                 merge_window: float = 0.0, browser_wait: float = 0.0) -> None:
         self.destinations = list(destinations)
         # Destinations that read an event alike (the same property map) share one parse.
         self._parse_keys = [tuple(d.route.options.property_map.items()) for d in self.destinations]
@@ -136,6 +138,7 @@ class Ingest:
         self._sample_rate = inspect_sample_rate
         self._max_pending = max_pending
         self._merge_window = merge_window
+        self._browser_wait = max(merge_window, browser_wait)
         self._pending = 0
         self._pending_checked = 0.0
         self.last_store_failure: tuple[float, str] | None = None  # (monotonic time, why)
@@ -239,7 +242,9 @@ class Ingest:
         except TypeError:  # orjson writes at most 255 levels of nesting
             raise InvalidEvent([FieldError("properties", "nested more than 255 levels deep")]) from None
         counts.received(dest.name, item.name, item.data, shared_id)
-        delay = self._merge_window if item.name in PURCHASE_EVENTS else 0.0
+        delay = 0.0
+        if item.name in PURCHASE_EVENTS:
+            delay = self._browser_wait if context.source == BROWSER else self._merge_window
         return NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
                         payload, code,
                         order_id=item.source.order_id or "", inbound=inbound, sampled=sampled,

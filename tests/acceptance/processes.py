@@ -105,6 +105,7 @@ timeout = 5
 [delivery]
 linger_ms = 20
 merge_window_seconds = 0
+browser_purchase_wait_seconds = 0
 lease_seconds = {lease_seconds}
 retry_base_seconds = 0.1
 retry_max_seconds = 1.0

@@ -120,11 +120,12 @@ def gateway(tmp_path: Path, tiktok_process: Process) -> Iterator[Any]:
     """Start a gateway process with extra config; returns its URL."""
     started: list[Process] = []
 
-    def start(extra: str = "", merge_window: float = 0) -> str:
+    def start(extra: str = "", merge_window: float = 0, browser_wait: float = 0) -> str:
         config = write_config(tmp_path, tiktok_process.url, extra=extra + SETUP,
                               name=f"gateway{len(started)}")
         config.write_text(config.read_text().replace(
-            "merge_window_seconds = 0", f"merge_window_seconds = {merge_window}"))
+            "merge_window_seconds = 0", f"merge_window_seconds = {merge_window}").replace(
+            "browser_purchase_wait_seconds = 0", f"browser_purchase_wait_seconds = {browser_wait}"))
         started.append(start_gateway(tmp_path, config))
         return started[-1].url
 
@@ -394,3 +395,18 @@ def test_a_refund_after_sending_is_recorded_against_the_order(gateway: Any,
     record_id = listing.split('href="/dashboard/inspector/')[1].split('"')[0]
     page = httpx.get(f"{url}/dashboard/inspector/{record_id}", auth=ADMIN).text
     assert "the order was <b>refunded</b>" in page
+
+
+def test_a_browser_key_cannot_claim_an_order_ahead_of_the_webhook(gateway: Any,
+                                                                   tiktok_process: Process) -> None:
+    """A forged browser purchase (public key, any order id, any value) waits past the merge
+    window; the signed webhook arriving later still replaces its value before anything is sent."""
+    url = gateway(merge_window=0.5, browser_wait=4)
+    forged = {"event": "purchase", "properties": {"order_id": "2501", "value": 99999,
+                                                  "currency": "EUR"}}
+    assert httpx.post(f"{url}/v1/events", json=forged, headers=BROWSER, timeout=10).json()["queued"] == 1
+    time.sleep(1.5)  # past the merge window of server copies
+    assert sandbox_events(tiktok_process) == []
+    assert post_shopify(url, shopify_order(2501)).json()["merged"] == 1
+    [event] = settled(tiktok_process, 1, timeout=15)
+    assert event["parsed"]["properties"]["value"] == 42.5
