@@ -54,7 +54,7 @@ def startup_banner(url: str, settings: Settings, *, demo: bool) -> str:
         lines += [
             "  DEMO MODE: no TikTok access token is configured, so events go to the built-in",
             "  sandbox, not to TikTok. Set the destination's access_token to go live.",
-            "  (The sandbox pages need the admin login: user admin, password in the config.)",
+            "  (The sandbox pages need the admin login: user admin, the password the config names.)",
             f"  Sandbox Test Events: {url}/tiktok-sandbox/",
         ]
     else:
