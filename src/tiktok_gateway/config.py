@@ -77,6 +77,10 @@ class ServerSettings(_Section):
     # Connections served at once (past it: 503), and how long an idle keep-alive stays open.
     limit_concurrency: int = Field(default=1000, ge=10)
     keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    # A request's line and headers must arrive within this (slowloris), its body within
+    # body_timeout_seconds: slow clients cannot hold connections for ever.
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
 class TikTokSettings(_Section):

@@ -308,3 +308,31 @@ def test_erase_leaves_no_trace_in_the_database_files(tmp_path: Path, tiktok_proc
     assert out.returncode == 0, out.stderr
     assert "Erased 1 record(s)" in out.stdout
     assert gone.encode() not in files() and kept.encode() in files()
+
+
+def test_slow_clients_cannot_hold_the_gateway(tmp_path: Path, tiktok_process: Process) -> None:
+    """Connections that trickle their headers (slowloris), more of them than the connection
+    limit, are closed at the header deadline, and the shop's requests are served again."""
+    import socket
+
+    config = write_config(tmp_path, tiktok_process.url)
+    config.write_text(config.read_text().replace(
+        'host = "127.0.0.1"', 'host = "127.0.0.1"\nheader_timeout_seconds = 1\nlimit_concurrency = 10'))
+    gateway = start_gateway(tmp_path, config)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    slow = []
+    try:
+        for _ in range(30):  # three times the connection limit
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+            slow.append(sock)
+        time.sleep(2.5)  # past the header deadline
+        for sock in slow:  # each was closed by the gateway: reading reaches the end, no timeout
+            while sock.recv(4096):
+                pass
+        answer = httpx.post(f"{gateway.url}/v1/events", json=purchase(1), headers=KEY, timeout=10)
+        assert answer.status_code == 202
+    finally:
+        for sock in slow:
+            sock.close()
+        gateway.stop()

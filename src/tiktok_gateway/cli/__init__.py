@@ -213,7 +213,8 @@ def serve(
 
     run(serve_app(application, settings.server.host, settings.server.port, announce,
                   limit_concurrency=settings.server.limit_concurrency,
-                  keep_alive=settings.server.keep_alive_seconds))
+                  keep_alive=settings.server.keep_alive_seconds,
+                  header_timeout=settings.server.header_timeout_seconds))
 
 
 @app.command()

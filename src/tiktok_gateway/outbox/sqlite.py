@@ -294,39 +294,13 @@ class SQLiteOutbox:
 
     def _remember(self, conn: sqlite3.Connection, keys: list[tuple[str, str, str, str]],
                   now: float) -> set[tuple[str, str, str, str]]:
-        """Record the keys; return those not seen within the window (one statement)."""
-        if not keys or not self.dedup_window:
-            return set(keys)
-        window_start = now - self.dedup_window
-        if len(keys) == 1:  # most requests carry one event
-            destination, event_name, event_id, test_event_code = keys[0]
-            rows = conn.execute(Q["remember_one"], {
-                "destination": destination, "event_name": event_name, "event_id": event_id,
-                "test_event_code": test_event_code, "now": now,
-                "window_start": window_start}).fetchall()
-        else:
-            rows = conn.execute(Q["remember_many"], {
-                "keys": orjson.dumps(keys).decode(), "now": now,
-                "window_start": window_start}).fetchall()
-        return {tuple(row) for row in rows}
+        """Record event keys; return those not seen within the dedup window."""
+        return _record_keys(conn, keys, now, self.dedup_window, "event_id", "remember")
 
     def _remember_orders(self, conn: sqlite3.Connection, keys: list[Any],
                          now: float) -> set[tuple[str, str, str, str]]:
-        """Record the order keys; return those not seen within the order window."""
-        if not keys or not self.order_window:
-            return set(keys)
-        window_start = now - self.order_window
-        if len(keys) == 1:
-            destination, event_name, order_id, test_event_code = keys[0]
-            rows = conn.execute(Q["remember_order_one"], {
-                "destination": destination, "event_name": event_name, "order_id": order_id,
-                "test_event_code": test_event_code, "now": now,
-                "window_start": window_start}).fetchall()
-        else:
-            rows = conn.execute(Q["remember_orders_many"], {
-                "keys": orjson.dumps(keys).decode(), "now": now,
-                "window_start": window_start}).fetchall()
-        return {tuple(row) for row in rows}
+        """Record order keys; return those not seen within the order window."""
+        return _record_keys(conn, keys, now, self.order_window, "order_id", "remember_order")
 
     async def merge(self, copies: Sequence[NewEvent]) -> list[bool]:
         return await self._writer.run(lambda conn: self._merge(conn, copies))
@@ -466,6 +440,23 @@ class SQLiteOutbox:
         if self._reader is not self._writer:
             await asyncio.to_thread(self._reader.stop)
         await asyncio.to_thread(self._writer.stop)
+
+
+def _record_keys(conn: sqlite3.Connection, keys: list[Any], now: float, window: float,
+                 id_name: str, query: str) -> set[tuple[str, str, str, str]]:
+    """Record dedup keys in one statement; return those not seen within `window`."""
+    if not keys or not window:
+        return set(keys)
+    params: dict[str, Any] = {"now": now, "window_start": now - window}
+    if len(keys) == 1:  # most requests carry one event: no JSON round trip
+        destination, event_name, key_id, test_event_code = keys[0]
+        rows = conn.execute(Q[f"{query}_one"], {
+            **params, "destination": destination, "event_name": event_name, id_name: key_id,
+            "test_event_code": test_event_code}).fetchall()
+    else:
+        rows = conn.execute(Q[f"{query}_many"], {
+            **params, "keys": orjson.dumps(keys).decode()}).fetchall()
+    return {tuple(row) for row in rows}
 
 
 def _identity(path: str) -> tuple[int, int] | None:

@@ -102,7 +102,7 @@ ON CONFLICT (destination, event_name, event_id, test_event_code)
 DO UPDATE SET seen_at = excluded.seen_at WHERE dedup.seen_at <= :window_start
 RETURNING destination, event_name, event_id, test_event_code;
 
--- name: remember_orders_many
+-- name: remember_order_many
 -- The same for order keys, with their own (long) window.
 INSERT INTO orders (destination, event_name, order_id, test_event_code, seen_at)
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, :now FROM json_each(:keys) WHERE true

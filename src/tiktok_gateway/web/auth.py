@@ -144,6 +144,11 @@ def client_ip(request: Request, trusted: tuple[IPNetwork, ...]) -> str | None:
     return peer
 
 
+def is_trusted(address: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether an address is one of our trusted proxies (whose forwarded headers count)."""
+    return _in(address, networks)
+
+
 def _in(address: str, networks: tuple[IPNetwork, ...]) -> bool:
     return bool(networks) and _in_networks(address, networks)
 

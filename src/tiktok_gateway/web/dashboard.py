@@ -8,7 +8,6 @@ with PostgreSQL they are the totals of every gateway process.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import math
 import time
@@ -27,7 +26,7 @@ from ..outbox import DEAD, OutboxRecord, RecordQuery
 from ..telemetry import QUALITY_FIELDS
 from ..tiktok.lint import lint_event
 from .admin import AdminAuth
-from .auth import IPNetwork, client_ip, parse_networks
+from .auth import client_ip, is_trusted, parse_networks
 from .charts import bar_chart
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -164,7 +163,7 @@ class Dashboard:
     async def replay(self, request: Request) -> Response:
         peer = request.client.host if request.client else ""
         if not await self.auth.csrf_ok(request,
-                                       behind_tls_proxy=_peer_trusted(peer, self.trusted)):
+                                       behind_tls_proxy=is_trusted(peer, self.trusted)):
             return Response("missing or wrong CSRF token", 403)
         form = await request.form()
         record_id = form.get("id")
@@ -176,15 +175,6 @@ class Dashboard:
             ids = [int(record_id)]
         count = await self.gateway.replay(ids)
         return RedirectResponse(f"/dashboard/dead-letters?replayed={count}", 303)
-
-
-def _peer_trusted(peer: str, trusted: tuple[IPNetwork, ...]) -> bool:
-    """Whether the connection comes from one of our trusted proxies (its headers count)."""
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(address in network for network in trusted)
 
 
 def _verdict(record: OutboxRecord) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -19,6 +20,10 @@ ALLOWED_HEADERS = "Authorization, Content-Type, X-Test-Event-Code"
 
 
 class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTooSlow(Exception):
     pass
 
 
@@ -60,17 +65,22 @@ async def accept_and_answer(gateway: Gateway, raws: list[Any], context: RequestC
     return FastJSONResponse(result.as_dict(), 422)
 
 
-async def read_limited(request: Request, max_body: int) -> bytes:
-    """The body, or BodyTooLarge as soon as it passes `max_body` (never read whole first)."""
+async def read_limited(request: Request, max_body: int, timeout: float = 30.0) -> bytes:
+    """The body, or BodyTooLarge as soon as it passes `max_body` (never read whole first), or
+    BodyTooSlow when it has not all arrived within `timeout` seconds."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_body:
         raise BodyTooLarge
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:
+                    raise BodyTooLarge
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow from None
     return b"".join(chunks)
 
 
@@ -83,6 +93,7 @@ class Ingest:
         self.limiter = PerClientLimiter()
         self.trusted = parse_networks(gateway.settings.server.trusted_proxies)
         self.max_body = gateway.settings.server.max_body_bytes
+        self.body_timeout = gateway.settings.server.body_timeout_seconds
 
     async def endpoint(self, request: Request) -> Response:
         origin = request.headers.get("origin", "").rstrip("/")
@@ -124,9 +135,11 @@ class Ingest:
                 return error(429, "too many requests from this client",
                              {"Retry-After": str(math.ceil(wait))})
         try:
-            payload = orjson.loads(await read_limited(request, self.max_body))
+            payload = orjson.loads(await read_limited(request, self.max_body, self.body_timeout))
         except BodyTooLarge:
             return error(413, f"body larger than {self.max_body} bytes")
+        except BodyTooSlow:
+            return error(408, f"the body did not arrive within {self.body_timeout:g} s")
         except orjson.JSONDecodeError as exc:
             return error(400, f"body is not valid JSON: {exc}")
         except ClientDisconnect:

@@ -19,16 +19,23 @@ def bound_url(server: uvicorn.Server, host: str) -> str:
 
 async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], None],
                 *, log_level: str = "warning", access_log: bool = False,
-                limit_concurrency: int | None = None, keep_alive: float = 5.0) -> None:
+                limit_concurrency: int | None = None, keep_alive: float = 5.0,
+                header_timeout: float | None = None) -> None:
     """Serve until SIGINT/SIGTERM; `on_start(url)` runs once the port is open (port 0 works).
 
     `limit_concurrency` bounds the connections served at once (uvicorn answers 503 past it)
-    and `keep_alive` closes idle connections, so that slow or idle sockets cannot pile up."""
+    and `keep_alive` closes idle connections, so that slow or idle sockets cannot pile up;
+    `header_timeout` closes a connection whose request head is not complete in time."""
+    http: Any = "auto"
+    if header_timeout is not None:
+        from .protocol import bounded_protocol
+
+        http = bounded_protocol(header_timeout)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
                             access_log=access_log, lifespan="on", timeout_graceful_shutdown=30,
                             proxy_headers=False,  # trusted_proxies in our config decides
                             limit_concurrency=limit_concurrency,
-                            timeout_keep_alive=max(1, round(keep_alive)))
+                            timeout_keep_alive=max(1, round(keep_alive)), http=http)
     server = uvicorn.Server(config)
 
     async def announce() -> None:

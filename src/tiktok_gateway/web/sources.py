@@ -21,7 +21,7 @@ from ..sources.ga4 import ga4_events
 from ..telemetry import filtered
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
 from .auth import KeyRing
-from .ingest import BodyTooLarge, accept_and_answer, error, read_limited
+from .ingest import BodyTooLarge, BodyTooSlow, accept_and_answer, error, read_limited
 
 SNIPPET = (Path(__file__).parent / "static" / "tt.js").read_bytes()
 
@@ -32,6 +32,7 @@ class Sources:
         self.keys = keys
         self.settings = settings
         self.max_body = gateway.settings.server.max_body_bytes
+        self.body_timeout = gateway.settings.server.body_timeout_seconds
 
     def routes(self) -> list[Route]:
         return [
@@ -53,9 +54,11 @@ class Sources:
         if key is None or key.is_browser:
             return JSONResponse({"error": "api_secret must be a server ingest key"}, 401)
         try:
-            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body)))
+            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body, self.body_timeout)))
         except BodyTooLarge:
             return error(413, f"body larger than {self.max_body} bytes")
+        except BodyTooSlow:
+            return error(408, f"the body did not arrive within {self.body_timeout:g} s")
         except orjson.JSONDecodeError as exc:
             return JSONResponse({"error": f"body is not valid JSON: {exc}"}, 400)
         except InvalidEvent as exc:
@@ -72,9 +75,11 @@ class Sources:
         if key is None or key.is_browser:
             return JSONResponse({"error": "api_secret must be a server ingest key"}, 401)
         try:
-            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body)))
+            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body, self.body_timeout)))
         except BodyTooLarge:
             return error(413, f"body larger than {self.max_body} bytes")
+        except BodyTooSlow:
+            return error(408, f"the body did not arrive within {self.body_timeout:g} s")
         except (orjson.JSONDecodeError, InvalidEvent) as exc:
             return JSONResponse({"validationMessages": [
                 {"fieldPath": "", "description": str(exc), "validationCode": "VALUE_INVALID"}]})
@@ -97,9 +102,11 @@ class Sources:
 
     async def _webhook(self, request: Request, hook: Webhook, secret: str | None) -> Response:
         try:  # bounded before the signature is checked: a stranger can post anything here
-            body = await read_limited(request, self.max_body)
+            body = await read_limited(request, self.max_body, self.body_timeout)
         except BodyTooLarge:
             return error(413, f"body larger than {self.max_body} bytes")
+        except BodyTooSlow:
+            return error(408, f"the body did not arrive within {self.body_timeout:g} s")
         if secret and hook.ping(request.headers):
             return JSONResponse({"ok": True})  # answered, nothing kept
         if secret is None:
