@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -114,3 +115,21 @@ def test_json_logs(tmp_path: Path, tiktok_process: Process) -> None:
     assert any("demo" in r["message"] or "stopped" in r["message"] for r in records)
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     assert "json.logs@example.com" not in "\n".join(lines) and TOKEN not in "\n".join(lines)
+
+
+def test_a_second_serve_on_one_sqlite_file_is_refused(tmp_path: Path, tiktok_process: Process) -> None:
+    """One process owns a SQLite file: a second `serve` on it stops with a clear error."""
+    import subprocess
+    import sys
+
+    config = write_config(tmp_path, tiktok_process.url)
+    first = start_gateway(tmp_path, config)
+    try:
+        second = write_config(tmp_path, tiktok_process.url, name="second")  # the same file
+        out = subprocess.run([sys.executable, "-m", "tiktok_gateway", "serve", "--config",
+                              str(second)], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "ACCEPTANCE_TIKTOK_TOKEN": TOKEN})
+        assert out.returncode != 0
+        assert "another gateway process already serves" in out.stderr
+    finally:
+        first.stop()

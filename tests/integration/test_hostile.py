@@ -273,10 +273,10 @@ def test_a_second_process_never_takes_back_leases(tmp_path: Any) -> None:
         report = open_store(url, StoreOptions(owner=False))
         taken = len(await report.outbox.claim(10, lease=60))
         await report.close()
-        restarted = open_store(url)  # the gateway itself, after a crash: its leases are back
+        await running.close()  # the gateway stops (or dies) with its batch in flight
+        restarted = open_store(url)  # when it starts again, its leases are back
         retaken = len(await restarted.outbox.claim(10, lease=60))
         await restarted.close()
-        await running.close()
         return taken, retaken
 
     assert asyncio.run(run()) == (0, 1)

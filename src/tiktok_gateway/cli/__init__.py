@@ -201,7 +201,7 @@ def serve(
     configure_logging(json_logs=settings.server.json_logs)
     try:
         application = create_app(settings, demo=demo)
-    except ConfigError as exc:
+    except GatewayError as exc:  # a config error, or a store that cannot be opened
         raise fail(str(exc)) from None
     gateway = application.state.gateway
 

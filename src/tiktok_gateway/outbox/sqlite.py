@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import queue
 import sqlite3
@@ -221,6 +222,8 @@ class SQLiteOutbox:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # One owner per file: leases, pruning and the writer assume a single delivering process.
+        self._lock = _own(path) if owner and path != ":memory:" else None
         self.dedup_window = dedup_window
         # 0 turns the long order window off: an order's event keeps the 48-hour one.
         self.order_window = order_window or dedup_window
@@ -440,6 +443,9 @@ class SQLiteOutbox:
         if self._reader is not self._writer:
             await asyncio.to_thread(self._reader.stop)
         await asyncio.to_thread(self._writer.stop)
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
 
 def _record_keys(conn: sqlite3.Connection, keys: list[Any], now: float, window: float,
@@ -457,6 +463,19 @@ def _record_keys(conn: sqlite3.Connection, keys: list[Any], now: float, window: 
         rows = conn.execute(Q[f"{query}_many"], {
             **params, "keys": orjson.dumps(keys).decode()}).fetchall()
     return {tuple(row) for row in rows}
+
+
+def _own(path: str) -> Any:
+    """An exclusive lock on `<path>.lock` for as long as this store is open; OutboxError when
+    another process holds it (a second `serve` on the same file)."""
+    handle = open(f"{path}.lock", "a+")  # noqa: SIM115 - held open until close()
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise OutboxError(f"another gateway process already serves {path}: one process owns a "
+                          "SQLite file (use PostgreSQL for several)") from None
+    return handle
 
 
 def _identity(path: str) -> tuple[int, int] | None:
