@@ -133,7 +133,9 @@ class Dispatcher:
         budget = self.settings.max_request_bytes - schema.envelope_bytes(
             sender.pixel_id, test_event_code=records[0].test_event_code or None,
             event_source=sender.event_source, partner_name=sender.client.partner_name)
-        for run in schema.byte_chunks([len(r.payload) for r in records], budget):
+        # Sizes in bytes as sent (UTF-8): a product name in Greek takes two bytes a letter.
+        sizes = [len(p) if p.isascii() else len(p.encode()) for p in (r.payload for r in records)]
+        for run in schema.byte_chunks(sizes, budget):
             await self._deliver_request(sender, records[run])
 
     async def _deliver_request(self, sender: Sender, records: Sequence[OutboxRecord]) -> None:

@@ -164,3 +164,17 @@ async def test_batches_stay_under_the_request_byte_limit(dispatcher: Dispatcher,
     await dispatcher.drain_once()
     assert (await dispatcher.outbox.stats()).sent == 60
     assert sandbox.state.counters.requests >= 3  # about 57 KB of events, 20 KB a request
+
+
+async def test_the_byte_limit_counts_bytes_not_characters(dispatcher: Dispatcher,
+                                                         sandbox: Sandbox) -> None:
+    """Non-ASCII text is measured as the UTF-8 bytes sent: two bytes for each "é"."""
+    dispatcher.settings.max_request_bytes = 20_000
+    await dispatcher.outbox.put([NewEvent("shop", "CompletePayment", f"u{i}", int(time.time()),
+                                          json.dumps({"event": "CompletePayment", "event_id": f"u{i}",
+                                                      "event_time": int(time.time()),
+                                                      "properties": {"description": "é" * 450}},
+                                                     ensure_ascii=False)) for i in range(60)])
+    await dispatcher.drain_once()
+    assert (await dispatcher.outbox.stats()).sent == 60
+    assert sandbox.state.counters.requests >= 3  # ~57 KB as sent; ~30 KB counted as characters

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from ..exceptions import InvalidEvent, OutboxError
 from ..gateway import Gateway
 from ..ingest import RequestContext, split_events
+from ..merge import BROWSER
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
 from .auth import IngestKey, KeyRing, PerClientLimiter, client_ip, parse_networks
 
@@ -48,7 +49,7 @@ async def accept_and_answer(gateway: Gateway, raws: list[Any], context: RequestC
     and resending cannot fix it. Only "could not store it" (503) asks for a retry.
     """
     try:
-        browser = context.source == "browser"
+        browser = context.source == BROWSER
         if await gateway.overloaded(browser=browser):
             if browser:  # the shop's own server traffic keeps its room
                 return error(429, "the outbox's share for browser keys is full; retry later",
@@ -158,5 +159,5 @@ class Ingest:
                                  request.headers.get("x-test-event-code") or None,
                                  from_shopper=key.from_shopper,
                                  custom_events=not key.is_browser or key.allow_custom_events,
-                                 source="browser" if key.is_browser else "server")
+                                 source=BROWSER if key.is_browser else "server")
         return await accept_and_answer(self.gateway, raws, context)

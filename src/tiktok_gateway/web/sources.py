@@ -50,39 +50,18 @@ class Sources:
 
     async def ga4(self, request: Request) -> Response:
         """GA4 Measurement Protocol: `api_secret` is a server ingest key of this gateway."""
-        key = self.keys.find(request.query_params.get("api_secret"))
-        if key is None or key.is_browser:
-            return JSONResponse({"error": "api_secret must be a server ingest key"}, 401)
-        try:
-            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body, self.body_timeout)))
-        except BodyTooLarge:
-            return error(413, f"body larger than {self.max_body} bytes")
-        except BodyTooSlow:
-            return error(408, f"the body did not arrive within {self.body_timeout:g} s")
-        except orjson.JSONDecodeError as exc:
-            return JSONResponse({"error": f"body is not valid JSON: {exc}"}, 400)
-        except InvalidEvent as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        if len(raws) > MAX_EVENTS_PER_REQUEST:
-            return error(413, f"{len(raws)} events: at most {MAX_EVENTS_PER_REQUEST} per request")
+        raws = await self._ga4_events(request)
+        if isinstance(raws, Response):
+            return raws
         # Server to server: the request's IP and user agent are the sender's, not the shopper's.
         return await accept_and_answer(self.gateway, raws, RequestContext(source="ga4"))
 
     async def ga4_debug(self, request: Request) -> Response:
         """GA4's validation endpoint: what would be refused, as `validationMessages`; stores
         nothing. Senders call it during set-up."""
-        key = self.keys.find(request.query_params.get("api_secret"))
-        if key is None or key.is_browser:
-            return JSONResponse({"error": "api_secret must be a server ingest key"}, 401)
-        try:
-            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body, self.body_timeout)))
-        except BodyTooLarge:
-            return error(413, f"body larger than {self.max_body} bytes")
-        except BodyTooSlow:
-            return error(408, f"the body did not arrive within {self.body_timeout:g} s")
-        except (orjson.JSONDecodeError, InvalidEvent) as exc:
-            return JSONResponse({"validationMessages": [
-                {"fieldPath": "", "description": str(exc), "validationCode": "VALUE_INVALID"}]})
+        raws = await self._ga4_events(request, debug=True)
+        if isinstance(raws, Response):
+            return raws
         messages = []
         for index, raw in enumerate(raws):
             try:
@@ -91,6 +70,29 @@ class Sources:
                 messages += [{"fieldPath": f"events[{index}].{e.field}", "description": e.message,
                               "validationCode": "VALUE_INVALID"} for e in exc.errors]
         return JSONResponse({"validationMessages": messages})
+
+    async def _ga4_events(self, request: Request, *, debug: bool = False) -> list[Any] | Response:
+        """A Measurement Protocol body's events, or the answer refusing it (the same bounds
+        for both routes; the debug route says what is wrong as GA4's validation server does)."""
+        key = self.keys.find(request.query_params.get("api_secret"))
+        if key is None or key.is_browser:
+            return JSONResponse({"error": "api_secret must be a server ingest key"}, 401)
+        try:
+            raws = ga4_events(orjson.loads(await read_limited(request, self.max_body,
+                                                              self.body_timeout)))
+        except BodyTooLarge:
+            return error(413, f"body larger than {self.max_body} bytes")
+        except BodyTooSlow:
+            return error(408, f"the body did not arrive within {self.body_timeout:g} s")
+        except (orjson.JSONDecodeError, InvalidEvent) as exc:
+            if debug:
+                return JSONResponse({"validationMessages": [{
+                    "fieldPath": "", "description": str(exc), "validationCode": "VALUE_INVALID"}]})
+            prefix = "body is not valid JSON: " if isinstance(exc, orjson.JSONDecodeError) else ""
+            return JSONResponse({"error": f"{prefix}{exc}"}, 400)
+        if len(raws) > MAX_EVENTS_PER_REQUEST:
+            return error(413, f"{len(raws)} events: at most {MAX_EVENTS_PER_REQUEST} per request")
+        return raws
 
     def _endpoint(self, hook: Webhook) -> Callable[[Request], Awaitable[Response]]:
         secret = _secret(hook.secret(self.settings))
