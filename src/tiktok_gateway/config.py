@@ -62,7 +62,8 @@ class StorageSettings(_Section):
         return StoreOptions(dedup_window=delivery.dedup_window_hours * 3600,
                             order_window=delivery.order_dedup_days * 86400,
                             retention=self.retention_days * 86400, synchronous=self.synchronous,
-                            auto_migrate=self.auto_migrate, pool_size=self.pool_size)
+                            auto_migrate=self.auto_migrate, pool_size=self.pool_size,
+                            max_delay=delivery.longest_wait + 60)
 
 
 class ServerSettings(_Section):
@@ -112,6 +113,12 @@ class DeliverySettings(_Section):
     # long, so that the shop's signed webhook or server copy can replace its values. Under
     # TikTok's 5-minute window for merging the pixel's copy with ours.
     browser_purchase_wait_seconds: float = Field(default=60.0, ge=0, le=280)
+
+    @property
+    def longest_wait(self) -> float:
+        """The longest the gateway makes an event wait before its next attempt."""
+        return max(self.retry_max_seconds, self.max_retry_after_seconds, self.lease_seconds,
+                   self.merge_window_seconds, self.browser_purchase_wait_seconds)
 
 
 class ObserveSettings(_Section):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .clock import ReferenceClock
 from .exceptions import DeliveryError, TransportError
 from .outbox import Outbox, OutboxRecord, Outcome, RequestLog
 from .ratelimit import Limiter
@@ -53,8 +54,9 @@ class Dispatcher:
 
     def __init__(self, outbox: Outbox, senders: dict[str, Sender], policy: RetryPolicy,
                  settings: DispatchSettings | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, clock: ReferenceClock | None = None) -> None:
         self.outbox = outbox
+        self.clock = clock or ReferenceClock()
         self.telemetry = telemetry
         self.senders = senders
         self.policy = policy
@@ -213,10 +215,13 @@ class Dispatcher:
                      retry_after: float | None) -> None:
         """One retry time for the batch; events that would then be too old are dead-lettered."""
         attempts = max(r.attempts for r in records) + 1
-        newest = max(r.event_time for r in records)
+        # Ages by TikTok's clock, times of retry by ours: event times moved onto our clock.
+        offset = self.clock.offset
+        newest = max(r.event_time for r in records) - offset
         decision = self.policy.decide(attempts, newest, time.time(), retry_after=retry_after)
         retry_at = decision.retry_at
-        expired = [r for r in records if retry_at is None or self.policy.expired(r.event_time, retry_at)]
+        expired = [r for r in records if retry_at is None
+                   or self.policy.expired(r.event_time - offset, retry_at)]
         if expired:
             reason = decision.reason or "gave up: the event would be too old for TikTok"
             await self._dead_letter(expired, Outcome(

@@ -17,6 +17,7 @@ import httpx
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp
 
+from .clock import ReferenceClock
 from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
 from .exceptions import ConfigError, OutboxError
@@ -85,8 +86,10 @@ class Gateway:
             transport, base_url = httpx.ASGITransport(app=sandbox_app), DEMO_BASE_URL
         store = open_store(settings.storage.url, settings.storage.options(settings.delivery))
         telemetry = Telemetry(store.telemetry, store.records, interval=settings.observe.flush_seconds)
+        clock = ReferenceClock()
         dispatcher = _dispatcher(settings, store, telemetry, _senders(
-            settings, store, tokens, base_url, transport, demo=sandbox_app is not None))
+            settings, store, tokens, base_url, transport, clock, demo=sandbox_app is not None),
+            clock)
         destinations = [Destination(d, route_for(d, settings.delivery))
                         for d in settings.destinations]
         ingest = Ingest(destinations, store.outbox, store.records, telemetry,
@@ -94,7 +97,8 @@ class Gateway:
                         inspect_sample_rate=settings.observe.inspect_sample_rate,
                         max_pending=settings.storage.max_pending,
                         merge_window=settings.delivery.merge_window_seconds,
-                        browser_wait=settings.delivery.browser_purchase_wait_seconds)
+                        browser_wait=settings.delivery.browser_purchase_wait_seconds,
+                        clock=clock)
         return cls(settings, store, ingest, dispatcher, telemetry, sandbox_app=sandbox_app)
 
     async def start(self) -> None:
@@ -195,11 +199,12 @@ class Gateway:
     async def metrics(self) -> bytes:
         """This process's Prometheus metrics, with the backlog gauges read now."""
         await self._telemetry.refresh_gauges()
+        self._telemetry.metrics.clock_offset.set(self._dispatcher.clock.offset)
         return bytes(generate_latest(self._telemetry.metrics.registry))
 
 
 def _dispatcher(settings: Settings, store: Store, telemetry: Telemetry,
-                senders: dict[str, Sender]) -> Dispatcher:
+                senders: dict[str, Sender], clock: ReferenceClock) -> Dispatcher:
     delivery = settings.delivery
     policy = RetryPolicy(base=delivery.retry_base_seconds, cap=delivery.retry_max_seconds,
                          max_event_age=delivery.max_event_age_days * 86400,
@@ -208,11 +213,12 @@ def _dispatcher(settings: Settings, store: Store, telemetry: Telemetry,
     return Dispatcher(store.outbox, senders, policy, DispatchSettings(
         batch_size=delivery.batch_size, linger=delivery.linger_ms / 1000,
         workers=delivery.workers, lease=delivery.lease_seconds,
-        max_request_bytes=settings.tiktok.max_request_bytes), telemetry)
+        max_request_bytes=settings.tiktok.max_request_bytes), telemetry, clock)
 
 
 def _senders(settings: Settings, store: Store, tokens: dict[str, Any], base_url: str,
-             transport: httpx.AsyncBaseTransport | None, *, demo: bool) -> dict[str, Sender]:
+             transport: httpx.AsyncBaseTransport | None, clock: ReferenceClock, *,
+             demo: bool) -> dict[str, Sender]:
     limiters: dict[str, Limiter] = {}
     senders = {}
     for dest in settings.destinations:
@@ -221,7 +227,8 @@ def _senders(settings: Settings, store: Store, tokens: dict[str, Any], base_url:
         if token not in limiters:
             limiters[token] = store.limiter(token, settings.tiktok.rate_limit_qps)
         client = TikTokClient(token, base_url=base_url, timeout=settings.tiktok.timeout,
-                              transport=transport, partner_name=settings.tiktok.partner_name)
+                              transport=transport, partner_name=settings.tiktok.partner_name,
+                              clock=clock)
         senders[dest.name] = Sender(dest.name, dest.pixel_id, client, limiters[token],
                                     dest.event_source)
     return senders

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from .clock import ReferenceClock
 from .config import DestinationSettings
 from .events import Event
 from .exceptions import DropEvent, FieldError, InvalidEvent, OutboxError
@@ -127,7 +128,8 @@ class Ingest:
                  records: RecordReader, telemetry: Telemetry, *,
                  on_stored: Callable[[], None] = lambda: None,
                  inspect_sample_rate: float = 0.1, max_pending: int = 1_000_000,
-                 merge_window: float = 0.0, browser_wait: float = 0.0) -> None:
+                 merge_window: float = 0.0, browser_wait: float = 0.0,
+                 clock: ReferenceClock | None = None) -> None:
         self.destinations = list(destinations)
         # Destinations that read an event alike (the same property map) share one parse.
         self._parse_keys = [tuple(d.route.options.property_map.items()) for d in self.destinations]
@@ -135,6 +137,7 @@ class Ingest:
         self._records = records
         self._telemetry = telemetry
         self._on_stored = on_stored
+        self._clock = clock or ReferenceClock()
         self._sample_rate = inspect_sample_rate
         self._max_pending = max_pending
         self._merge_window = merge_window
@@ -154,7 +157,7 @@ class Ingest:
 
     async def accept(self, raws: Sequence[Any], context: RequestContext) -> IngestResult:
         """Validate, route and durably store events; return the per-event verdicts."""
-        now = time.time()
+        now = self._clock.now()  # event ages as TikTok will judge them
         result = IngestResult()
         counts = CounterBatch()
         queued: list[NewEvent] = []

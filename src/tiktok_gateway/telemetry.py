@@ -93,6 +93,9 @@ class Metrics:
                           registry=self.registry)
         self.oldest = Gauge("tiktok_gateway_outbox_oldest_pending_seconds",
                             "Age of the oldest undelivered event", registry=self.registry)
+        self.clock_offset = Gauge("tiktok_gateway_clock_offset_seconds",
+                                  "TikTok's clock minus this machine's (from its answers' Date)",
+                                  registry=self.registry)
 
 
 class CounterBatch:

@@ -141,11 +141,12 @@ FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 
 def clock_ahead(seconds: int) -> dict[str, str]:
-    """The environment that runs a process with its clock `seconds` ahead (Debian's
-    libfaketime), so that a test can see what a later day does without waiting for it."""
+    """The environment that runs a process with its clock `seconds` ahead (behind, when
+    negative) with Debian's libfaketime, so that a test can see what a later day, or a
+    wrong clock, does without waiting for it."""
     if not FAKETIME.exists():
         pytest.skip("needs libfaketime (apt-get install faketime)")
-    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": f"+{seconds}s",
+    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": f"{seconds:+d}s",
             "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 

@@ -117,22 +117,32 @@ def test_inspector_shows_in_out_and_answer(make_gateway: Callable[..., str]) -> 
 
 def test_dead_letter_replay_needs_csrf(make_gateway: Callable[..., str],
                                        sandbox: tuple[str, Any]) -> None:
-    """A rejected event is listed with TikTok's reason; replay needs the CSRF token."""
+    """A rejected event is listed with TikTok's reason; replay needs the CSRF token of the
+    browser's own session: a forged one, one without its cookie, or another session's is
+    refused."""
     _, sandbox_obj = sandbox
     url = make_gateway()
     sandbox_obj.state.tokens = {PIXEL: {"not-our-token"}}
     post(url, sample_event())
     wait_until(lambda: 'class="dead-letter"' in page(url, "/dashboard/dead-letters"))
-    html = page(url, "/dashboard/dead-letters")
-    assert "40105" in html
-    forged = httpx.post(f"{url}/dashboard/dead-letters/replay", auth=ADMIN, data={"csrf": "x"})
-    assert forged.status_code == 403
-    token = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
-    assert token
-    sandbox_obj.state.tokens = {PIXEL: {TOKEN}}
-    done = httpx.post(f"{url}/dashboard/dead-letters/replay", auth=ADMIN,
-                      data={"csrf": token.group(1)}, follow_redirects=True)
-    assert "Queued 1 event(s) again" in done.text
+    replay = "/dashboard/dead-letters/replay"
+    with httpx.Client(base_url=url, auth=ADMIN) as browser, \
+            httpx.Client(base_url=url, auth=ADMIN) as other_browser:
+        html = browser.get("/dashboard/dead-letters").text
+        assert "40105" in html
+        assert browser.post(replay, data={"csrf": "x"}).status_code == 403
+        token = re.search(r'name="csrf" value="([0-9a-f.]+)"', html)
+        assert token
+        assert httpx.post(f"{url}{replay}", auth=ADMIN,
+                          data={"csrf": token.group(1)}).status_code == 403  # no cookie
+        other = re.search(r'name="csrf" value="([0-9a-f.]+)"',
+                          other_browser.get("/dashboard/dead-letters").text)
+        assert other and other.group(1) != token.group(1)  # a token per session
+        assert other_browser.post(replay, data={"csrf": token.group(1)}).status_code == 403
+        assert browser.get("/dashboard/dead-letters").text.count(token.group(1)) >= 1  # kept
+        sandbox_obj.state.tokens = {PIXEL: {TOKEN}}
+        done = browser.post(replay, data={"csrf": token.group(1)}, follow_redirects=True)
+        assert "Queued 1 event(s) again" in done.text
     wait_until(lambda: len(sandbox_obj.state.events) == 1)
 
 

@@ -145,12 +145,12 @@ def test_admin_parameters_are_validated(make_gateway: Make, sandbox: tuple[str, 
     post(url, sample_event())
     assert eventually(lambda: 'class="dead-letter"' in httpx.get(
         f"{url}/dashboard/dead-letters", auth=ADMIN).text)
-    page = httpx.get(f"{url}/dashboard/dead-letters", auth=ADMIN).text
-    csrf = page.split('name="csrf" value="')[1].split('"')[0]
-    for bad in ("abc", "1e3", str(10**23)):
-        answer = httpx.post(f"{url}/dashboard/dead-letters/replay", auth=ADMIN,
-                            data={"csrf": csrf, "id": bad})
-        assert answer.status_code == 400, bad
+    with httpx.Client(base_url=url, auth=ADMIN) as browser:
+        page = browser.get("/dashboard/dead-letters").text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        for bad in ("abc", "1e3", str(10**23)):
+            answer = browser.post("/dashboard/dead-letters/replay", data={"csrf": csrf, "id": bad})
+            assert answer.status_code == 400, bad
     assert "40105" in httpx.get(f"{url}/dashboard/dead-letters", auth=ADMIN).text  # still dead
     assert httpx.get(f"{url}/dashboard/inspector/{10**23}", auth=ADMIN).status_code == 200
 
@@ -330,10 +330,15 @@ def test_replay_works_behind_a_trusted_tls_proxy(make_gateway: Make, sandbox: tu
         post(url, sample_event())
         assert eventually(lambda u=url: 'class="dead-letter"' in httpx.get(  # type: ignore[misc]
             f"{u}/dashboard/dead-letters", auth=ADMIN).text)
-        page = httpx.get(f"{url}/dashboard/dead-letters", auth=ADMIN).text
-        csrf = page.split('name="csrf" value="')[1].split('"')[0]
-        answer = httpx.post(f"{url}/dashboard/dead-letters/replay", auth=ADMIN, data={"csrf": csrf},
-                            headers={"Origin": "https://gateway.example.com",
-                                     "X-Forwarded-Proto": "https",
-                                     "X-Forwarded-Host": "gateway.example.com"})
+        with httpx.Client(base_url=url, auth=ADMIN) as browser:
+            page = browser.get("/dashboard/dead-letters").text
+            csrf = page.split('name="csrf" value="')[1].split('"')[0]
+            answer = browser.post("/dashboard/dead-letters/replay", data={"csrf": csrf},
+                                  headers={"Origin": "https://gateway.example.com",
+                                           "X-Forwarded-Proto": "https",
+                                           "X-Forwarded-Host": "gateway.example.com"})
         assert answer.status_code == expected, trusted
+        # The session's cookie is marked Secure when the browser reached us over https.
+        cookie = httpx.get(f"{url}/dashboard/dead-letters", auth=ADMIN, headers={
+            "X-Forwarded-Proto": "https"}).headers["set-cookie"].lower()
+        assert ("; secure" in cookie) == bool(trusted) and "samesite=strict" in cookie

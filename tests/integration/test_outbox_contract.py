@@ -418,3 +418,29 @@ async def test_dead_letters_expire_with_the_retention(backend: str, tmp_path: Pa
         assert await store.find(RecordQuery(state=DEAD)) == []
     finally:
         await store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> pytest.FixtureRequest:
+    return request
+
+
+async def test_a_retry_scheduled_past_the_longest_wait_is_due_now(
+        backend_name: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A retry time further off than any wait the gateway sets was stamped by a clock since
+    set back an hour: the event is due now (by the next prune on a fresh start at the
+    latest), while a retry within the longest wait still waits."""
+    options = StoreOptions(max_delay=600)
+    store = _open(backend_name, tmp_path, options)
+    await store.put([event("near"), event("far")])
+    near, far = sorted(await store.claim(10, lease=30), key=lambda r: r.event_id != "near")
+    await store.mark_failed([near.id], Outcome(None, "timed out"), time.time() + 300)
+    await store.mark_failed([far.id], Outcome(None, "timed out"), time.time() + 3600)
+    if backend_name.param != "memory":  # a store opened again prunes on its first claim
+        await store.close()
+        store = _open(backend_name, tmp_path, options)
+    try:
+        assert [r.event_id for r in await store.claim(10, lease=30)] == ["far"]
+        assert await store.claim(10, lease=30) == []
+    finally:
+        await store.close()

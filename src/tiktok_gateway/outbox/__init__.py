@@ -333,6 +333,10 @@ class StoreOptions:
     synchronous: str = "FULL"
     auto_migrate: bool = True
     pool_size: int = 10
+    # The longest the gateway ever makes an event wait (retry cap, Retry-After, merge and
+    # browser waits, lease). An event due later than this was scheduled by a clock that has
+    # since been set back: it is due now, not in an hour.
+    max_delay: float = 3600.0
     # The process that delivers (serve). Others (report, replay) must not take back the
     # leases of batches a running gateway is sending: they would go out twice.
     owner: bool = True

@@ -54,8 +54,9 @@ class InMemoryOutbox:
     """Keeps everything in memory; same semantics as the durable backends."""
 
     def __init__(self, *, dedup_window: float = 48 * 3600,
-                 order_window: float = 90 * 86400) -> None:
+                 order_window: float = 90 * 86400, max_delay: float = 3600.0) -> None:
         self.dedup_window = dedup_window
+        self.max_delay = max_delay
         # 0 turns the long order window off: an order's event keeps the 48-hour one.
         self.order_window = order_window or dedup_window
         self.records: dict[int, OutboxRecord] = {}
@@ -167,7 +168,9 @@ class InMemoryOutbox:
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
         now = time.time()
         async with self._lock:
-            due = [r for r in self.records.values() if r.state == PENDING and r.available_at <= now]
+            # Due later than any wait the gateway sets: scheduled before the clock went back.
+            due = [r for r in self.records.values() if r.state == PENDING
+                   and (r.available_at <= now or r.available_at > now + self.max_delay)]
             if not due:
                 return []
             first = min(due, key=lambda r: (r.available_at, r.id))
@@ -248,5 +251,6 @@ class InMemoryOutbox:
 def open_store(url: str, options: StoreOptions) -> Store:
     """`memory://`: one process owns it, so a limiter in memory is shared enough."""
     return Store.of(InMemoryOutbox(dedup_window=options.dedup_window,
-                                   order_window=options.order_window),
+                                   order_window=options.order_window,
+                                   max_delay=options.max_delay),
                     lambda token, qps: RateLimiter(qps))

@@ -91,12 +91,14 @@ class PostgresOutbox:
 
     def __init__(self, conninfo: str, *, dedup_window: float = 48 * 3600,
                  order_window: float = 90 * 86400, retention: float = 7 * 86400,
-                 auto_migrate: bool = True, pool_size: int = 10) -> None:
+                 auto_migrate: bool = True, pool_size: int = 10,
+                 max_delay: float = 3600.0) -> None:
         self.conninfo = conninfo
         self.dedup_window = dedup_window
         # 0 turns the long order window off: an order's event keeps the 48-hour one.
         self.order_window = order_window or dedup_window
         self.retention = retention
+        self.max_delay = max_delay
         self.auto_migrate = auto_migrate
         # Autocommit: a lone statement is its own transaction, with no BEGIN or COMMIT round
         # trip; work of several statements opens `conn.transaction()`.
@@ -221,6 +223,7 @@ class PostgresOutbox:
             await conn.execute(Q["prune_orders"], {"before": now - self.order_window})
             await conn.execute(Q["prune_changes"], {"before": now - self.order_window})
             await conn.execute(Q["prune_copies"], {"before": now - self.retention})
+            await conn.execute(Q["reschedule_far"], {"now": now, "latest": now + self.max_delay})
             await conn.execute(Q["prune_telemetry"],
                                {"minute": int((now - TELEMETRY_RETENTION) // 60)})
             await conn.execute(Q["prune_requests"], {"before": now - self.retention})
@@ -379,5 +382,6 @@ def open_store(url: str, options: StoreOptions) -> Store:
     """`postgresql://`: the rate limiter is shared by every process, through the database."""
     backend = PostgresOutbox(url, dedup_window=options.dedup_window,
                              order_window=options.order_window, retention=options.retention,
-                             auto_migrate=options.auto_migrate, pool_size=options.pool_size)
+                             auto_migrate=options.auto_migrate, pool_size=options.pool_size,
+                             max_delay=options.max_delay)
     return Store.of(backend, lambda token, qps: PostgresRateLimiter(backend, token, qps))

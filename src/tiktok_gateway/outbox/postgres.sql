@@ -204,6 +204,11 @@ ORDER BY at;
 -- name: prune_changes
 DELETE FROM order_changes WHERE at < %(before)s;
 
+-- name: reschedule_far
+-- Events due beyond the longest wait the gateway sets were scheduled before the clock was
+-- set back: they are due now.
+UPDATE outbox SET available_at = %(now)s WHERE state = 'pending' AND available_at > %(latest)s;
+
 -- name: prune_copies
 DELETE FROM copies WHERE received_at < %(before)s;
 

@@ -218,7 +218,8 @@ class SQLiteOutbox:
 
     def __init__(self, path: str, *, dedup_window: float = 48 * 3600,
                  order_window: float = 90 * 86400, retention: float = 7 * 86400,
-                 synchronous: str = "FULL", owner: bool = True) -> None:
+                 synchronous: str = "FULL", owner: bool = True,
+                 max_delay: float = 3600.0) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -228,6 +229,7 @@ class SQLiteOutbox:
         # 0 turns the long order window off: an order's event keeps the 48-hour one.
         self.order_window = order_window or dedup_window
         self.retention = retention
+        self.max_delay = max_delay
         with _map_sqlite_errors():
             writer = connect(path, synchronous)
             writer.executescript(Q["schema"])
@@ -384,6 +386,7 @@ class SQLiteOutbox:
         conn.execute(Q["prune_orders"], {"before": now - self.order_window})
         conn.execute(Q["prune_changes"], {"before": now - self.order_window})
         conn.execute(Q["prune_copies"], {"before": now - self.retention})
+        conn.execute(Q["reschedule_far"], {"now": now, "latest": now + self.max_delay})
         conn.execute(Q["prune_telemetry"], {"minute": int((now - TELEMETRY_RETENTION) // 60)})
         conn.execute(Q["prune_requests"], {"before": now - self.retention})
 
@@ -494,5 +497,6 @@ def open_store(url: str, options: StoreOptions) -> Store:
     path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
     backend = SQLiteOutbox(path, dedup_window=options.dedup_window,
                            order_window=options.order_window, retention=options.retention,
-                           synchronous=options.synchronous, owner=options.owner)
+                           synchronous=options.synchronous, owner=options.owner,
+                           max_delay=options.max_delay)
     return Store.of(backend, lambda token, qps: RateLimiter(qps))

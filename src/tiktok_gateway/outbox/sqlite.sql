@@ -297,6 +297,11 @@ SELECT order_id, change, platform, at FROM order_changes WHERE order_id = :order
 -- name: prune_changes
 DELETE FROM order_changes WHERE at < :before;
 
+-- name: reschedule_far
+-- Events due beyond the longest wait the gateway sets were scheduled before the clock was
+-- set back: they are due now.
+UPDATE outbox SET available_at = :now WHERE state = 'pending' AND available_at > :latest;
+
 -- name: prune_copies
 DELETE FROM copies WHERE received_at < :before;
 

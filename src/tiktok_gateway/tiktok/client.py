@@ -21,6 +21,7 @@ import httpx
 import orjson
 from pydantic import SecretStr, ValidationError
 
+from ..clock import ReferenceClock
 from ..exceptions import APIError, RateLimited, RejectedRequest, TransportError
 from . import codes, schema
 from .codes import Answer
@@ -66,6 +67,7 @@ class TikTokClient:
         timeout: seconds for the whole request.
         transport: an httpx transport, e.g. `httpx.ASGITransport(app=sandbox)` in tests.
         partner_name: sent as `partner_name` in each request.
+        clock: learns TikTok's time from each answer's `Date` (see clock.py).
     """
 
     def __init__(
@@ -76,7 +78,9 @@ class TikTokClient:
         timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         partner_name: str | None = "tiktok-gateway",
+        clock: ReferenceClock | None = None,
     ) -> None:
+        self.clock = clock
         self._token = access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)
         self.base_url = base_url.rstrip("/")
         self.partner_name = partner_name
@@ -126,11 +130,13 @@ class TikTokClient:
     async def send_bytes(self, content: bytes, events: int, *,
                          path: str = schema.TRACK_PATH) -> Delivery:
         """POST a body already in JSON (`events` is only for the log)."""
-        started = time.perf_counter()
+        started, sent = time.perf_counter(), time.time()
         with _map_transport_errors():
             response = await self._http.post(
                 path, content=content, headers={"Access-Token": self._token.get_secret_value()})
         latency = time.perf_counter() - started
+        if self.clock is not None:
+            self.clock.observe(response.headers.get("date"), sent, time.time())
         delivery = _classify(response, latency, events)
         logger.debug("TikTok accepted %d events in %.3fs (request_id %s)",
                      events, latency, delivery.request_id)

@@ -5,8 +5,10 @@ each further attempt waits twice as long as the last (up to MAX_LOCKOUT seconds)
 refused with 429 meanwhile, so a password cannot be guessed at hundreds a second.
 
 Browsers resend Basic credentials on their own, so every state-changing form carries a
-token derived from the admin password (the same in every process sharing a config) and
-is refused without it, or from another origin.
+token of the browser's session (a random nonce, signed with a key derived from the admin
+password, so that every process sharing a config accepts it), set as a cookie and repeated
+in the form; a form is refused without both, from another origin, or once the token is
+older than CSRF_LIFETIME.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import secrets
 import time
 
 from starlette.requests import Request
@@ -30,6 +33,8 @@ MIN_ADMIN_PASSWORD = 12
 FREE_ATTEMPTS = 5
 MAX_LOCKOUT = 300.0
 MAX_CLIENTS = 10_000  # failure records kept at once; older ones are forgotten first
+CSRF_COOKIE = "tiktok_gateway_csrf"
+CSRF_LIFETIME = 12 * 3600.0
 logger = logging.getLogger("tiktok_gateway.admin")
 
 
@@ -109,16 +114,44 @@ class AdminAuth:
                    "the dashboard is disabled: set [admin] password in the config")
         return PlainTextResponse(message, 401, headers={"WWW-Authenticate": REALM})
 
-    def csrf_token(self) -> str:
-        key = (self._password or "").encode()
-        return hmac.new(key, f"csrf:{self.username}".encode(), hashlib.sha256).hexdigest()
+    def _signature(self, nonce: str, issued: str) -> str:
+        key = hashlib.sha256(f"csrf-key:{self._password or ''}".encode()).digest()
+        message = f"csrf:{self.username}:{nonce}:{issued}".encode()
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+    def new_csrf_token(self) -> str:
+        nonce, issued = secrets.token_hex(16), str(int(time.time()))
+        return f"{nonce}.{issued}.{self._signature(nonce, issued)}"
+
+    def csrf_valid(self, token: str | None) -> bool:
+        """A token this dashboard issued (under the current password) and not yet expired."""
+        if not token or len(token) > 200 or token.count(".") != 2:
+            return False
+        nonce, issued, signature = token.split(".")
+        if not issued.isdigit() or time.time() - int(issued) > CSRF_LIFETIME:
+            return False
+        return hmac.compare_digest(signature, self._signature(nonce, issued))
+
+    def session_csrf(self, request: Request) -> tuple[str, bool]:
+        """The browser session's token, and whether it is new (to be set as the cookie)."""
+        token = request.cookies.get(CSRF_COOKIE)
+        if token and self.csrf_valid(token):
+            return token, False
+        return self.new_csrf_token(), True
+
+    @staticmethod
+    def set_csrf_cookie(response: Response, token: str, *, secure: bool) -> None:
+        response.set_cookie(CSRF_COOKIE, token, max_age=int(CSRF_LIFETIME), path="/dashboard",
+                            httponly=True, samesite="strict", secure=secure)
 
     async def csrf_ok(self, request: Request, *, behind_tls_proxy: bool = False) -> bool:
-        """The form's token, from a page of this dashboard (its Origin, when the browser sends
-        one, is ours: behind a TLS-terminating proxy that we trust, an https one)."""
+        """The form's token is the session's cookie, issued here, from a page of this
+        dashboard (its Origin, when the browser sends one, is ours: behind a TLS-terminating
+        proxy that we trust, an https one)."""
         origin = request.headers.get("origin")
         if origin and origin.rstrip("/") not in self._own_origins(request, behind_tls_proxy):
             return False
         form = await request.form()
-        token = form.get("csrf")
-        return isinstance(token, str) and hmac.compare_digest(token, self.csrf_token())
+        token, cookie = form.get("csrf"), request.cookies.get(CSRF_COOKIE, "")
+        return (isinstance(token, str) and self.csrf_valid(token)
+                and hmac.compare_digest(token.encode(), cookie.encode()))

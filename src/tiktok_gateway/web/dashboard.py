@@ -74,9 +74,20 @@ class Dashboard:
 
     def _render(self, request: Request, template: str, **context: Any) -> Response:
         testing = [d.settings for d in self.gateway.destinations if d.settings.test_event_code]
-        return TEMPLATES.TemplateResponse(request, template, {
-            "testing": testing, "demo": self.gateway.demo, "csrf": self.auth.csrf_token(),
+        csrf, new = self.auth.session_csrf(request)
+        response = TEMPLATES.TemplateResponse(request, template, {
+            "testing": testing, "demo": self.gateway.demo, "csrf": csrf,
             "page": template.removesuffix(".html"), **context})
+        if new:
+            self.auth.set_csrf_cookie(response, csrf, secure=self._over_https(request))
+        return response
+
+    def _over_https(self, request: Request) -> bool:
+        if request.url.scheme == "https":
+            return True
+        peer = request.client.host if request.client else ""
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+        return proto == "https" and is_trusted(peer, self.trusted)
 
     @staticmethod
     def _window(request: Request) -> str:
