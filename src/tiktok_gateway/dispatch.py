@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from .clock import ReferenceClock
 from .exceptions import DeliveryError, TransportError
-from .outbox import Outbox, OutboxRecord, Outcome, RequestLog
+from .outbox import PARTIAL_REJECTS, Outbox, OutboxRecord, Outcome, RequestLog
 from .ratelimit import Limiter
 from .retry import Action, RetryPolicy
 from .telemetry import DEAD, DELIVERED, RETRIED, Telemetry
@@ -154,11 +154,13 @@ class Dispatcher:
         await self._delivered(records, delivery)
 
     def _log_request(self, records: Sequence[OutboxRecord], outcome: str, answer: Outcome,
-                     http_status: int | None, latency: float) -> None:
+                     http_status: int | None, latency: float, *,
+                     events: int | None = None) -> None:
         if self.telemetry is None:
             return
         self.telemetry.request(RequestLog(
-            time.time(), records[0].destination, len(records), bool(records[0].test_event_code),
+            time.time(), records[0].destination, len(records) if events is None else events,
+            bool(records[0].test_event_code),
             outcome, answer.code, answer.message, answer.request_id, http_status, latency))
 
     def _log_failure(self, records: Sequence[OutboxRecord], exc: DeliveryError,
@@ -188,10 +190,16 @@ class Dispatcher:
         ok = [r for i, r in enumerate(records) if i not in failed]
         await self.outbox.mark_sent([r.id for r in ok], outcome)
         self._tally(ok, DELIVERED)
+        rejected: dict[str, int] = {}
         for index, message in failed.items():
             if index < len(records):
+                rejected[message] = rejected.get(message, 0) + 1
                 await self._dead_letter([records[index]], Outcome(
                     response.code, message, response.request_id))
+        for message, events in rejected.items():  # the error log's partial rejects, by reason
+            self._log_request(records, PARTIAL_REJECTS, Outcome(
+                response.code, message, response.request_id), delivery.http_status, 0.0,
+                events=events)
 
     async def _failed(self, sender: Sender, records: Sequence[OutboxRecord],
                       exc: DeliveryError) -> None:

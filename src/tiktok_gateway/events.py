@@ -242,3 +242,25 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
 def _is_type_tag(part: Any) -> bool:
     # pydantic adds union branch names such as "list[str]" to the location; users never see them.
     return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "bool"})
+
+
+def _known_fields() -> frozenset[str]:
+    nested = {"user": User, "properties": Properties, "page": Page}
+    known = set(Event.model_fields) | {"body"}
+    for name, model in nested.items():
+        known.update(f"{name}.{field}" for field in model.__annotations__)
+    return frozenset(known)
+
+
+KNOWN_FIELDS = _known_fields()
+
+
+def rejection_reason(field: str) -> str:
+    """The field an error is counted under: the path's first two parts when the schema knows
+    them (`properties.currency`), else its first (`properties`), else `other`."""
+    parts = field.split(".")
+    for depth in (2, 1):
+        candidate = ".".join(parts[:depth])
+        if len(parts) >= depth and candidate in KNOWN_FIELDS:
+            return candidate
+    return "other"

@@ -90,10 +90,16 @@ class DeliveryError(GatewayError):
 class TransportError(DeliveryError):
     """TikTok could not be reached, timed out, or answered with a server error."""
 
-    def __init__(self, message: str | None = None, *, status: int | None = None) -> None:
+    def __init__(self, message: str | None = None, *, status: int | None = None,
+                 code: int | None = None, tiktok_message: str | None = None,
+                 request_id: str | None = None) -> None:
         super().__init__(message)
         self.answer = _codes().Answer.RETRY_LATER
         self.status = status
+        # A server error with TikTok's own JSON body (code 50000, say) keeps what it said.
+        self.code = code
+        self.tiktok_message = tiktok_message or self.message
+        self.request_id = request_id
 
 
 class APIError(DeliveryError):

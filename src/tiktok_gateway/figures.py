@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .outbox import SENT, Backlog, RecordQuery, RecordReader, RequestLog, TelemetryStore
+from .outbox import PARTIAL_REJECTS, SENT, Backlog, RecordQuery, RecordReader, RequestLog, TelemetryStore
 from .telemetry import (
     DEAD,
     DELIVERED,
@@ -25,6 +25,7 @@ from .telemetry import (
     REJECTED,
     RETRIED,
     SHARED_EVENT_ID,
+    in_mode,
     is_filtered,
     present_field,
 )
@@ -143,6 +144,8 @@ def _add_requests(health: Health, requests: Sequence[RequestLog], start: float,
                   step: float) -> None:
     errors: dict[tuple[int | None, str], ErrorGroup] = {}
     for r in requests:
+        if r.outcome == PARTIAL_REJECTS:
+            continue
         health.requests += 1
         ok = r.outcome in ("delivered", "partial")
         health.succeeded += ok
@@ -240,7 +243,7 @@ async def collect(records: RecordReader, telemetry: TelemetryStore, destinations
                   since: float) -> dict[str, Any]:
     """Tag health, data quality and outcome totals since a time, as `report` prints them."""
     span = max(60.0, time.time() - since)
-    counters = await telemetry.counters(since)
+    counters = in_mode(await telemetry.counters(since), "all")
     requests = await telemetry.requests(since)
     backlog = await records.backlog()
     return {"health": tag_health(destinations, counters, requests, backlog, span, span),

@@ -17,6 +17,7 @@ import httpx
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp
 
+from . import summary
 from .clock import ReferenceClock
 from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
@@ -26,7 +27,8 @@ from .outbox import Backlog, CopyRecord, OrderChange, OutboxRecord, RecordQuery,
 from .pipeline import route_for
 from .ratelimit import Limiter
 from .retry import RetryPolicy
-from .telemetry import CounterBatch, Telemetry
+from .search import EventSearch, search_events
+from .telemetry import CounterBatch, Telemetry, in_mode
 from .tiktok.client import TikTokClient
 from .tiktok.schema import build_request
 
@@ -35,6 +37,7 @@ DEMO_BASE_URL = "http://tiktok-sandbox.invalid"
 DEMO_TOKEN = "sandbox-demo-token"
 PAUSED_NOT_READY = 10.0  # a pause longer than this makes /readyz say not ready
 STORE_FAILURE_NOT_READY = 30.0  # a failed write this recent makes /readyz say not ready
+SUMMARY_REQUESTS = 100_000  # request-log rows a summary reads (the newest)
 
 
 class Gateway:
@@ -154,11 +157,25 @@ class Gateway:
     async def backlog(self) -> Backlog:
         return await self._store.records.backlog()
 
-    async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]:
-        return await self._store.telemetry.counters(since)
+    async def counters(self, since: float, mode: str = "all") -> list[tuple[int, str, str, str, int]]:
+        """Counter rows since a time, of live events, test events or all (see `in_mode`)."""
+        return in_mode(await self._store.telemetry.counters(since), mode)
 
     async def requests(self, since: float) -> list[RequestLog]:
         return await self._store.telemetry.requests(since)
+
+    async def summary(self, window: str, mode: str) -> dict[str, Any]:
+        """The headline figures of one window (see summary.py)."""
+        end = time.time()
+        start = end - summary.WINDOWS[window]
+        return summary.summary(
+            [d.settings.name for d in self.destinations], await self.counters(start, mode),
+            await self._store.telemetry.requests(start, limit=SUMMARY_REQUESTS),
+            await self._store.records.pending_by_event(), summary.Window(start, end), mode)
+
+    async def search(self, query: EventSearch) -> tuple[int, list[dict[str, Any]]]:
+        """Every event received that matches, whatever became of it (see search.py)."""
+        return await search_events(self._store.records, self._store.telemetry, query)
 
     def request_body(self, record: OutboxRecord) -> dict[str, Any] | None:
         """The request TikTok got for a kept record, as the inspector shows it."""

@@ -22,15 +22,17 @@ from .clock import ReferenceClock
 from .config import DestinationSettings
 from .events import Event
 from .exceptions import DropEvent, FieldError, InvalidEvent, OutboxError
-from .mapping import PROPERTY_FIELDS
+from .identity import looks_personal
+from .mapping import PROPERTY_FIELDS, deterministic_event_id
 from .merge import BROWSER
-from .outbox import NewEvent, Outbox, RecordReader
+from .outbox import FILTERED, DroppedEvent, NewEvent, Outbox, RecordReader
+from .outbox import REJECTED as REJECTED_STATE
 from .pipeline import Route, Transformed
 from .sources import segment
-from .telemetry import DUPLICATE, REJECTED, CounterBatch, Telemetry, filtered
+from .telemetry import DUPLICATE, INGEST, REJECTED, CounterBatch, Telemetry, filtered, rejected
 from .tiktok.schema import PLAIN_USER_FIELDS, PURCHASE_EVENTS
 
-INGEST = "(ingest)"  # the destination name for counters of events rejected before routing
+MAX_REASON = 300  # characters of a refusal kept in its record
 OTHER = "other"  # the counters' one name for event names that are not known
 
 
@@ -161,14 +163,19 @@ class Ingest:
         result = IngestResult()
         counts = CounterBatch()
         queued: list[NewEvent] = []
+        dropped: list[DroppedEvent] = []
         for index, raw in enumerate(raws):
             raw = _adapted(raw, index, result)
             try:
-                new = self._route_event(raw, context, now, result, index, counts)
+                new = self._route_event(raw, context, now, result, index, counts, dropped)
             except InvalidEvent as exc:
                 result.rejected.append({"index": index,
                                         "errors": [e.as_dict() for e in exc.errors]})
-                counts.add(INGEST, self._counted_name(raw), REJECTED)
+                name, test = self._counted_name(raw), _is_test(raw, context)
+                first = exc.errors[0] if exc.errors else FieldError("body", "invalid")
+                counts.add(INGEST, name, REJECTED, test=test)
+                counts.add(INGEST, name, rejected(first.field), test=test)
+                dropped.append(_rejected_record(raw, name, first, test, context))
                 continue
             result.accepted += 1
             queued.extend(new)
@@ -177,6 +184,8 @@ class Ingest:
         else:
             self._telemetry.later(counts)
         self._telemetry.observe(counts)
+        if dropped:
+            self._telemetry.dropped(dropped)
         return result
 
     async def _store(self, queued: list[NewEvent], counts: CounterBatch,
@@ -196,7 +205,8 @@ class Ingest:
         self._on_stored()
 
     def _route_event(self, raw: Any, context: RequestContext, now: float,
-                     result: IngestResult, index: int, counts: CounterBatch) -> list[NewEvent]:
+                     result: IngestResult, index: int, counts: CounterBatch,
+                     dropped: list[DroppedEvent]) -> list[NewEvent]:
         new: list[NewEvent] = []
         warnings: dict[tuple[str, str], FieldError] = {}
         parsed: dict[tuple[tuple[str, str], ...], Event] = {}
@@ -215,7 +225,14 @@ class Ingest:
             except DropEvent as drop:
                 result.filtered[drop.reason] += 1
                 name, _ = dest.route.options.names.tiktok_name(event.event)
-                counts.add(dest.name, name, filtered(drop.reason))
+                test = bool(event.test_event_code or context.test_event_code
+                            or dest.settings.test_event_code)
+                counts.add(dest.name, name, filtered(drop.reason), test=test)
+                order_id = event.order_id or ""
+                event_id = event.event_id or (
+                    deterministic_event_id(order_id, name) if order_id else "")
+                dropped.append(DroppedEvent(time.time(), dest.name, name, event_id, order_id,
+                                            FILTERED, drop.reason, test, context.source))
                 continue
             warnings.update(((w.field, w.message), w) for w in item.warnings)
             new.append(self._new_event(dest, item, context, counts))
@@ -244,7 +261,7 @@ class Ingest:
             inbound = orjson.dumps(hashed_inbound(item)).decode() if sampled else None
         except TypeError:  # orjson writes at most 255 levels of nesting
             raise InvalidEvent([FieldError("properties", "nested more than 255 levels deep")]) from None
-        counts.received(dest.name, item.name, item.data, shared_id)
+        counts.received(dest.name, item.name, item.data, shared_id, test=bool(code))
         delay = 0.0
         if item.name in PURCHASE_EVENTS:
             delay = self._browser_wait if context.source == BROWSER else self._merge_window
@@ -252,6 +269,33 @@ class Ingest:
                         payload, code,
                         order_id=item.source.order_id or "", inbound=inbound, sampled=sampled,
                         source=context.source, delay=delay)
+
+
+def _rejected_record(raw: Any, name: str, error: FieldError, test: bool,
+                     context: RequestContext) -> DroppedEvent:
+    """What can be kept of a refused event: its ids when they are plain text (and nothing
+    personal), and the first fault."""
+    fields = raw if isinstance(raw, dict) else {}
+    props = fields.get("properties")
+    props = props if isinstance(props, dict) else {}
+    event_id, order_id = (_plain_id(fields.get("event_id"), 256),
+                          _plain_id(props.get("order_id", fields.get("order_id")), 200))
+    reason = f"{error.field}: {error.message}" if error.field else error.message
+    return DroppedEvent(time.time(), INGEST, name, event_id, order_id, REJECTED_STATE,
+                        reason[:MAX_REASON], test, context.source)
+
+
+def _plain_id(value: Any, limit: int) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or looks_personal("id", value):
+        return ""
+    return value.strip()[:limit]
+
+
+def _is_test(raw: Any, context: RequestContext) -> bool:
+    own = raw.get("test_event_code") if isinstance(raw, dict) else None
+    return bool(context.test_event_code or (isinstance(own, str) and own.strip()))
 
 
 def hashed_inbound(item: Transformed) -> dict[str, Any]:

@@ -17,15 +17,26 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PrometheusCounter
 
-from .outbox import CounterKey, RecordReader, RequestLog, TelemetryStore
+from .events import rejection_reason
+from .outbox import (
+    PARTIAL_REJECTS,
+    TEST_COUNTER,
+    CounterKey,
+    DroppedEvent,
+    RecordReader,
+    RequestLog,
+    TelemetryStore,
+    counter_name,
+)
 
 logger = logging.getLogger("tiktok_gateway.observe")
+MAX_DROPPED = 20_000  # filtered and rejected records waiting for a flush
 
 # The fields whose presence is counted per event: the data-quality page's columns.
 USER_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent")
@@ -34,7 +45,8 @@ QUALITY_FIELDS = (*USER_FIELDS, *PROPERTY_FIELDS)
 # Counter names. Presence counters are `presence(field)`; filters are `filtered(reason)`.
 RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED = (
     "received", "duplicate", "delivered", "retried", "dead", "rejected")
-_PRESENCE, _FILTERED = "has:", "filtered:"
+_PRESENCE, _FILTERED, _REJECTED = "has:", "filtered:", "rejected:"
+INGEST = "(ingest)"  # the destination of counters of events refused before routing
 
 
 def presence(field: str) -> str:
@@ -54,6 +66,30 @@ def filtered(reason: str) -> str:
 
 def is_filtered(counter: str) -> bool:
     return counter.startswith(_FILTERED)
+
+
+def filtered_reason(counter: str) -> str | None:
+    return counter[len(_FILTERED):] if counter.startswith(_FILTERED) else None
+
+
+def rejected(field: str) -> str:
+    """The counter of events refused at ingest for a fault in `field` (a field the schema
+    knows, else `other`: a stranger's field names must not make a counter each)."""
+    return _REJECTED + rejection_reason(field)
+
+
+def rejected_reason(counter: str) -> str | None:
+    return counter[len(_REJECTED):] if counter.startswith(_REJECTED) else None
+
+
+def in_mode(counters: Sequence[tuple[int, str, str, str, int]],
+            mode: str) -> list[tuple[int, str, str, str, int]]:
+    """Counter rows of live events, of test events, or of all, under their plain names."""
+    if mode == "all":
+        return [(m, d, e, n.removeprefix(TEST_COUNTER), v) for m, d, e, n, v in counters]
+    test = mode == "test"
+    return [(m, d, e, n.removeprefix(TEST_COUNTER), v) for m, d, e, n, v in counters
+            if n.startswith(TEST_COUNTER) == test]
 
 
 SHARED_EVENT_ID = "shared_event_id"  # derived keys counted beside the quality fields
@@ -105,26 +141,27 @@ class CounterBatch:
         self._counts: dict[CounterKey, int] = {}
         # Received events by the set of counters they add to: the events of one request
         # mostly carry the same fields, so each costs one addition rather than a dozen.
-        self._received: dict[tuple[str, str, tuple[str, ...]], int] = {}
+        self._received: dict[tuple[str, str, tuple[str, ...], bool], int] = {}
         self._minute = int(time.time() // 60)
 
     @property
     def counts(self) -> dict[CounterKey, int]:
         if self._received:
             received, self._received = self._received, {}
-            for (destination, event, names), n in received.items():
+            for (destination, event, names, test), n in received.items():
                 for name in names:
-                    self.add(destination, event, name, n)
+                    self.add(destination, event, name, n, test=test)
         return self._counts
 
-    def add(self, destination: str, event: str, name: str, n: int = 1) -> None:
-        key = (self._minute, destination, event, name)
+    def add(self, destination: str, event: str, name: str, n: int = 1, *,
+            test: bool = False) -> None:
+        key = (self._minute, destination, event, counter_name(name, test))
         self._counts[key] = self._counts.get(key, 0) + n
 
     def received(self, destination: str, event: str, data: dict[str, Any],
-                 shared_id: bool) -> None:
+                 shared_id: bool, *, test: bool = False) -> None:
         """An event routed to a destination: count it and the fields it carries."""
-        key = (destination, event, received_counters(data, shared_id))
+        key = (destination, event, received_counters(data, shared_id), test)
         self._received[key] = self._received.get(key, 0) + 1
 
 
@@ -141,11 +178,14 @@ class Telemetry:
         self._event_counters: dict[tuple[str, str, str], Any] = {}
         self._counts: dict[CounterKey, int] = {}
         self._requests: list[RequestLog] = []
+        self._dropped: list[DroppedEvent] = []
+        self.dropped_lost = 0  # records not kept because a flood outran the flushes
         self._task: asyncio.Task[None] | None = None
 
     def observe(self, batch: CounterBatch) -> None:
         """Add a request's counts to this process's Prometheus counters."""
         for (_minute, destination, event, name), n in batch.counts.items():
+            name = name.removeprefix(TEST_COUNTER)  # Prometheus: test and live together
             if not name.startswith(_PRESENCE):  # inline: ten counters an event, on ingest
                 self._event_counter(destination, event, name).inc(n)
 
@@ -166,16 +206,26 @@ class Telemetry:
         for event, n in Counter(events).items():
             self._event_counter(destination, event, name).inc(n)
 
+    def dropped(self, records: Sequence[DroppedEvent]) -> None:
+        """Filtered and rejected events, for search: written with the next flush. A flood of
+        them (a stranger's junk) keeps at most MAX_DROPPED waiting; the counters still count
+        every one."""
+        room = MAX_DROPPED - len(self._dropped)
+        self._dropped.extend(records[:max(0, room)])
+        self.dropped_lost += max(0, len(records) - max(0, room))
+
     def request(self, log: RequestLog) -> None:
         self._requests.append(log)
+        if log.outcome == PARTIAL_REJECTS:
+            return  # part of a request already counted
         self.metrics.requests.labels(log.destination, str(log.code)).inc()
         self.metrics.latency.labels(log.destination).observe(log.latency)
 
     async def flush(self) -> None:
-        counts, requests = self._counts, self._requests
-        self._counts, self._requests = {}, []
-        if counts or requests:
-            await self.store.add(counts, requests)
+        counts, requests, dropped = self._counts, self._requests, self._dropped
+        self._counts, self._requests, self._dropped = {}, [], []
+        if counts or requests or dropped:
+            await self.store.add(counts, requests, dropped)
 
     async def refresh_gauges(self) -> None:
         if self.records is None:

@@ -146,10 +146,18 @@ class RecordQuery:
     since: float | None = None
     test_only: bool = False
     inspectable: bool = False  # only records the inspector can show (sampled, test, or dead)
+    # Case-insensitive: records whose event_id or order_id starts with it.
+    prefix: str | None = None
     limit: int = 100
 
+    def matches_ids(self, event_id: str, order_id: str) -> bool:
+        if self.prefix is None:
+            return True
+        prefix = self.prefix.lower()
+        return event_id.lower().startswith(prefix) or order_id.lower().startswith(prefix)
+
     def matches(self, record: OutboxRecord) -> bool:
-        return all((
+        return self.matches_ids(record.event_id, record.order_id) and all((
             self.event_id is None or record.event_id == self.event_id,
             self.order_id is None or record.order_id == self.order_id,
             self.event_name is None or record.event_name == self.event_name,
@@ -161,6 +169,27 @@ class RecordQuery:
         ))
 
 
+PARTIAL_REJECTS = "partial_rejects"
+FILTERED, REJECTED = "filtered", "rejected"
+
+
+@dataclass(frozen=True)
+class DroppedEvent:
+    """An event received but not queued: a destination's filter dropped it (`filtered`,
+    with the filter's reason), or ingest refused it (`rejected`, with the first field at
+    fault). Ids only: nothing personal."""
+
+    at: float
+    destination: str
+    event_name: str
+    event_id: str
+    order_id: str
+    state: str
+    reason: str
+    test: bool
+    source: str
+
+
 @dataclass(frozen=True)
 class RequestLog:
     """One request to TikTok, as the tag-health pages show it."""
@@ -169,7 +198,9 @@ class RequestLog:
     destination: str
     events: int
     test: bool
-    outcome: str  # delivered, partial, retry, rejected
+    # delivered, partial, retry, rejected; or PARTIAL_REJECTS: not a request of its own but
+    # the events one partial answer refused for one reason (`events` of them).
+    outcome: str
     code: int | None
     message: str
     request_id: str | None
@@ -183,7 +214,13 @@ CounterKey = tuple[int, str, str, str]  # (minute, destination, event_name, coun
 class TelemetryStore(Protocol):
     """Counters per minute and the request log, shared by every process on the store."""
 
-    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None: ...
+    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog],
+                  dropped: Sequence[DroppedEvent] = ()) -> None: ...
+
+    async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
+        """Filtered and rejected events matching the query's ids, prefix, destination, state
+        and time, newest first."""
+        ...
 
     async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]: ...
 
@@ -312,6 +349,15 @@ class RecordReader(Protocol):
         and with a million waiting it costs a fifth of the whole backlog."""
         ...
 
+    async def pending_by_event(self) -> list[tuple[str, str, bool, int]]:
+        """Waiting events by (destination, TikTok event, is a test event)."""
+        ...
+
+    async def find_copies(self, query: RecordQuery) -> list[CopyRecord]:
+        """Later copies (merged or late duplicates) matching the query's ids, prefix,
+        destination and time, newest first."""
+        ...
+
 
 class Backend(Outbox, RecordReader, Protocol):
     """What a backend module's store class is: both contracts, and its telemetry."""
@@ -359,12 +405,21 @@ class Store:
         await self.outbox.close()
 
 
-def tally(rows: Sequence[tuple[str, str]], name: str, now: float) -> dict[CounterKey, int]:
-    """Counters for (destination, event_name) rows: what every backend adds on a state change."""
+# Test events count apart from live ones: their counter names carry this prefix.
+TEST_COUNTER = "test:"
+
+
+def counter_name(name: str, test: bool) -> str:
+    return TEST_COUNTER + name if test else name
+
+
+def tally(rows: Sequence[tuple[str, str, str]], name: str, now: float) -> dict[CounterKey, int]:
+    """Counters for (destination, event_name, test_event_code) rows: what every backend adds
+    on a state change."""
     minute = int(now // 60)
     counts: dict[CounterKey, int] = {}
-    for destination, event_name in rows:
-        key = (minute, destination, event_name, name)
+    for destination, event_name, test_event_code in rows:
+        key = (minute, destination, event_name, counter_name(name, bool(test_event_code)))
         counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -403,8 +458,8 @@ async def migrate(url: str) -> tuple[int, int] | None:
     return await run(url) if run is not None else None
 
 
-__all__ = ["BACKENDS", "DEAD", "PENDING", "SCHEMES", "SENT", "Backend", "Backlog", "CopyRecord",
-           "CounterKey",
-           "LimiterFactory", "NewEvent", "OrderChange", "Outbox", "OutboxRecord", "OutboxStats", "Outcome",
-           "RecordQuery", "RecordReader", "RequestLog", "Store", "StoreOptions", "TelemetryStore",
-           "migrate", "open_store", "tally"]
+__all__ = ["BACKENDS", "DEAD", "FILTERED", "PARTIAL_REJECTS", "PENDING", "REJECTED", "SCHEMES",
+           "SENT", "TEST_COUNTER", "Backend", "Backlog", "CopyRecord", "CounterKey",
+           "DroppedEvent", "LimiterFactory", "NewEvent", "OrderChange", "Outbox", "OutboxRecord",
+           "OutboxStats", "Outcome", "RecordQuery", "RecordReader", "RequestLog", "Store",
+           "StoreOptions", "TelemetryStore", "counter_name", "migrate", "open_store", "tally"]

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from ..merge import merge_payloads, outranks
-from . import CopyRecord, CounterKey, NewEvent, OutboxRecord
+from . import CopyRecord, CounterKey, NewEvent, OutboxRecord, counter_name
 
 # Per-minute counters are small; a quarter of history is kept whatever the events' retention.
 TELEMETRY_RETENTION = 90 * 86400
@@ -79,11 +79,14 @@ def copy_record(row: Sequence[Any]) -> CopyRecord:
                       bool(merged), tuple(orjson.loads(added)), at)
 
 
-def merge_counters(copies: Sequence[CopyRecord], now: float) -> dict[CounterKey, int]:
+def merge_counters(copies: Sequence[NewEvent], records: Sequence[CopyRecord],
+                   now: float) -> dict[CounterKey, int]:
+    """A `merged` or `late_duplicate` count for each copy (`records` in the same order)."""
     minute = int(now // 60)
     counts: dict[CounterKey, int] = {}
-    for copy in copies:
+    for event, copy in zip(copies, records, strict=True):
+        name = "merged" if copy.merged else "late_duplicate"
         key = (minute, copy.destination, copy.event_name,
-               "merged" if copy.merged else "late_duplicate")
+               counter_name(name, bool(event.test_event_code)))
         counts[key] = counts.get(key, 0) + 1
     return counts

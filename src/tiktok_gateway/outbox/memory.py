@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 
 from ..ratelimit import RateLimiter
@@ -16,6 +16,7 @@ from . import (
     Backlog,
     CopyRecord,
     CounterKey,
+    DroppedEvent,
     NewEvent,
     OrderChange,
     OutboxRecord,
@@ -36,11 +37,24 @@ class InMemoryTelemetry:
     def __init__(self) -> None:
         self.counts: dict[CounterKey, int] = {}
         self.log: list[RequestLog] = []
+        self.dropped_log: deque[DroppedEvent] = deque(maxlen=100_000)  # memory: the newest
 
-    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None:
+    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog],
+                  dropped: Sequence[DroppedEvent] = ()) -> None:
         for key, value in counters.items():
             self.counts[key] = self.counts.get(key, 0) + value
         self.log.extend(requests)
+        self.dropped_log.extend(dropped)
+
+    async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
+        found = [d for d in self.dropped_log if query.matches_ids(d.event_id, d.order_id) and all((
+            query.event_id is None or d.event_id == query.event_id,
+            query.order_id is None or d.order_id == query.order_id,
+            query.destination is None or d.destination == query.destination,
+            query.state is None or d.state == query.state,
+            query.since is None or d.at >= query.since,
+            not query.test_only or d.test))]
+        return found[::-1][:query.limit]
 
     async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]:
         minute = int(since // 60)
@@ -86,7 +100,8 @@ class InMemoryOutbox:
                 if seen:
                     stored.append(False)
                     await self._telemetry.add(
-                        tally([(event.destination, event.event_name)], "duplicate", now), [])
+                        tally([(event.destination, event.event_name, event.test_event_code)],
+                              "duplicate", now), [])
                     continue
                 self.records[self._next_id] = OutboxRecord(
                     id=self._next_id, destination=event.destination,
@@ -133,7 +148,7 @@ class InMemoryOutbox:
                     self.records[target.id] = dataclasses.replace(target, payload=payload)
                 self.copy_log.append(record)
                 records.append(record)
-            await self._telemetry.add(merge_counters(records, now), [])
+            await self._telemetry.add(merge_counters(copies, records, now), [])
         return [r.merged for r in records]
 
     def _copy_target(self, copy: NewEvent) -> OutboxRecord | None:
@@ -209,7 +224,8 @@ class InMemoryOutbox:
             await self._tally(ids, "retried" if retry_at is not None else "dead", time.time())
 
     async def _tally(self, ids: Sequence[int], name: str, now: float) -> None:
-        rows = [(self.records[i].destination, self.records[i].event_name) for i in ids]
+        rows = [(self.records[i].destination, self.records[i].event_name,
+                 self.records[i].test_event_code) for i in ids]
         await self._telemetry.add(tally(rows, name, now), [])
 
     async def replay(self, destination: str | None = None, since: float | None = None,
@@ -237,6 +253,19 @@ class InMemoryOutbox:
 
     async def pending(self) -> int:
         return sum(1 for record in self.records.values() if record.state == PENDING)
+
+    async def find_copies(self, query: RecordQuery) -> list[CopyRecord]:
+        found = [c for c in self.copy_log if query.matches_ids(c.event_id, c.order_id) and all((
+            query.event_id is None or c.event_id == query.event_id,
+            query.order_id is None or c.order_id == query.order_id,
+            query.destination is None or c.destination == query.destination,
+            query.since is None or c.received_at >= query.since))]
+        return found[::-1][:query.limit]
+
+    async def pending_by_event(self) -> list[tuple[str, str, bool, int]]:
+        counts = Counter((r.destination, r.event_name, bool(r.test_event_code))
+                         for r in self.records.values() if r.state == PENDING)
+        return [(d, e, t, n) for (d, e, t), n in counts.items()]
 
     async def stats(self) -> OutboxStats:
         counts = Counter((r.destination, r.state) for r in self.records.values())

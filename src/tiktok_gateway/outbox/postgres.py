@@ -30,6 +30,7 @@ from . import (
     Backlog,
     CopyRecord,
     CounterKey,
+    DroppedEvent,
     NewEvent,
     OrderChange,
     OutboxRecord,
@@ -155,7 +156,7 @@ class PostgresOutbox:
                 "order_window_start": order_window_start})
             kept = {row[0] for row in await cursor.fetchall()}
             stored = [i in kept for i in range(len(events))]
-            duplicates = [(e.destination, e.event_name)
+            duplicates = [(e.destination, e.event_name, e.test_event_code)
                           for e, ok in zip(events, stored, strict=True) if not ok]
             if duplicates:
                 await _add_counters(conn, tally(duplicates, "duplicate", now))
@@ -175,7 +176,7 @@ class PostgresOutbox:
                                                           "payload": payload})
                 await conn.execute(Q["add_copy"], copy_row(record))
                 records.append(record)
-            await _add_counters(conn, merge_counters(records, now))
+            await _add_counters(conn, merge_counters(copies, records, now))
         return [r.merged for r in records]
 
     async def erase(self, hashes: Sequence[str]) -> int:
@@ -227,6 +228,7 @@ class PostgresOutbox:
             await conn.execute(Q["prune_telemetry"],
                                {"minute": int((now - TELEMETRY_RETENTION) // 60)})
             await conn.execute(Q["prune_requests"], {"before": now - self.retention})
+            await conn.execute(Q["prune_dropped"], {"before": now - self.retention})
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
         await self._update("mark_sent", {"ids": list(ids), "now": time.time(),
@@ -243,7 +245,7 @@ class PostgresOutbox:
         """Change records' state and count the change, in the same transaction."""
         async with self.connection() as conn, conn.transaction():
             rows = await (await conn.execute(Q[query], params)).fetchall()
-            await _add_counters(conn, tally([(r[0], r[1]) for r in rows], counter,
+            await _add_counters(conn, tally([(r[0], r[1], r[2]) for r in rows], counter,
                                             params["now"]))
 
     async def replay(self, destination: str | None = None, since: float | None = None,
@@ -275,6 +277,18 @@ class PostgresOutbox:
         async with self.connection() as conn:
             row = await (await conn.execute(Q["pending"])).fetchone()
         return int(row[0]) if row else 0
+
+    async def find_copies(self, query: RecordQuery) -> list[CopyRecord]:
+        if _holds_nul(*query.__dict__.values()):
+            return []
+        async with self.connection() as conn:
+            cursor = await conn.execute(Q["find_copies"], query.__dict__)
+            return [copy_record(row) for row in await cursor.fetchall()]
+
+    async def pending_by_event(self) -> list[tuple[str, str, bool, int]]:
+        async with self.connection() as conn:
+            rows = await (await conn.execute(Q["pending_by_event"])).fetchall()
+        return [(d, e, bool(t), int(n)) for d, e, t, n in rows]
 
     async def stats(self) -> OutboxStats:
         return await self._stats(Q["counts"])
@@ -314,12 +328,22 @@ class PostgresTelemetry:
     def __init__(self, outbox: PostgresOutbox) -> None:
         self._outbox = outbox
 
-    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None:
+    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog],
+                  dropped: Sequence[DroppedEvent] = ()) -> None:
         async with self._outbox.connection() as conn, conn.transaction():
             await _add_counters(conn, counters)
-            if requests:
-                async with conn.cursor() as cursor:
+            async with conn.cursor() as cursor:
+                if requests:
                     await cursor.executemany(Q["add_request"], [r.__dict__ for r in requests])
+                if dropped:
+                    await cursor.executemany(Q["add_dropped"], [d.__dict__ for d in dropped])
+
+    async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
+        if _holds_nul(*query.__dict__.values()):
+            return []
+        async with self._outbox.connection() as conn:
+            cursor = await conn.execute(Q["find_dropped"], query.__dict__)
+            return [DroppedEvent(*row) for row in await cursor.fetchall()]
 
     async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]:
         async with self._outbox.connection() as conn:

@@ -111,6 +111,22 @@ CREATE INDEX IF NOT EXISTS order_changes_order ON order_changes (order_id);
 CREATE INDEX IF NOT EXISTS order_changes_at ON order_changes (at);
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS source TEXT NOT NULL DEFAULT '';
 
+-- name: migration_4
+-- Events received but not queued (filtered, rejected): ids and reasons only, for search.
+CREATE TABLE IF NOT EXISTS dropped (
+    id          BIGSERIAL        PRIMARY KEY,
+    at          DOUBLE PRECISION NOT NULL,
+    destination TEXT             NOT NULL,
+    event_name  TEXT             NOT NULL,
+    event_id    TEXT             NOT NULL,
+    order_id    TEXT             NOT NULL,
+    state       TEXT             NOT NULL,
+    reason      TEXT             NOT NULL,
+    test        BOOLEAN          NOT NULL,
+    source      TEXT             NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dropped_at ON dropped (at);
+
 -- name: version_table
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
@@ -240,7 +256,7 @@ UPDATE outbox SET state = 'sent', finished_at = %(now)s, leased_until = NULL,
     inbound = CASE WHEN sampled OR test_event_code <> '' THEN inbound END,
     payload = CASE WHEN sampled OR test_event_code <> '' THEN payload ELSE '' END
 WHERE id = ANY(%(ids)s)
-RETURNING destination, event_name;
+RETURNING destination, event_name, test_event_code;
 
 -- name: mark_failed
 UPDATE outbox
@@ -248,7 +264,7 @@ SET state = %(state)s, attempts = attempts + 1,
     available_at = COALESCE(%(retry_at)s, available_at), leased_until = NULL,
     finished_at = CASE WHEN %(state)s = 'dead' THEN %(now)s END, last_result = %(result)s
 WHERE id = ANY(%(ids)s)
-RETURNING destination, event_name;
+RETURNING destination, event_name, test_event_code;
 
 -- name: replay
 UPDATE outbox SET state = 'pending', attempts = 0, available_at = %(now)s, finished_at = NULL,
@@ -270,7 +286,41 @@ WHERE (%(event_id)s::text IS NULL OR event_id = %(event_id)s)
   AND (%(since)s::float8 IS NULL OR created_at >= %(since)s)
   AND (NOT %(test_only)s OR test_event_code <> '')
   AND (NOT %(inspectable)s OR inbound IS NOT NULL OR state = 'dead')
+  AND (%(prefix)s::text IS NULL OR left(lower(event_id), length(%(prefix)s)) = lower(%(prefix)s)
+       OR left(lower(order_id), length(%(prefix)s)) = lower(%(prefix)s))
 ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: find_copies
+SELECT record_id, destination, event_name, event_id, order_id, source, merged, added, received_at
+FROM copies
+WHERE (%(event_id)s::text IS NULL OR event_id = %(event_id)s)
+  AND (%(order_id)s::text IS NULL OR order_id = %(order_id)s)
+  AND (%(destination)s::text IS NULL OR destination = %(destination)s)
+  AND (%(prefix)s::text IS NULL OR left(lower(event_id), length(%(prefix)s)) = lower(%(prefix)s)
+       OR left(lower(order_id), length(%(prefix)s)) = lower(%(prefix)s))
+  AND (%(since)s::float8 IS NULL OR received_at >= %(since)s)
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: find_dropped
+SELECT at, destination, event_name, event_id, order_id, state, reason, test, source
+FROM dropped
+WHERE (%(event_id)s::text IS NULL OR event_id = %(event_id)s)
+  AND (%(order_id)s::text IS NULL OR order_id = %(order_id)s)
+  AND (%(destination)s::text IS NULL OR destination = %(destination)s)
+  AND (%(prefix)s::text IS NULL OR left(lower(event_id), length(%(prefix)s)) = lower(%(prefix)s)
+       OR left(lower(order_id), length(%(prefix)s)) = lower(%(prefix)s))
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(since)s::float8 IS NULL OR at >= %(since)s)
+  AND (NOT %(test_only)s OR test)
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: add_dropped
+INSERT INTO dropped (at, destination, event_name, event_id, order_id, state, reason, test, source)
+VALUES (%(at)s, %(destination)s, %(event_name)s, %(event_id)s, %(order_id)s, %(state)s,
+        %(reason)s, %(test)s, %(source)s);
+
+-- name: prune_dropped
+DELETE FROM dropped WHERE at < %(before)s;
 
 -- name: get
 SELECT id, destination, event_name, event_id, event_time, payload, test_event_code, state,
@@ -286,6 +336,10 @@ SELECT destination, 'dead', COUNT(*) FROM outbox WHERE state = 'dead' GROUP BY d
 
 -- name: pending
 SELECT COUNT(*) FROM outbox WHERE state = 'pending';
+
+-- name: pending_by_event
+SELECT destination, event_name, test_event_code <> '', COUNT(*) FROM outbox
+WHERE state = 'pending' GROUP BY destination, event_name, test_event_code <> '';
 
 -- name: oldest_pending
 -- Ids follow created_at to within the moments concurrent writers interleave, so the oldest pending event is the first of some group.

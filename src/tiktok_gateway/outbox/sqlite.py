@@ -31,6 +31,7 @@ from . import (
     Backlog,
     CopyRecord,
     CounterKey,
+    DroppedEvent,
     NewEvent,
     OrderChange,
     OutboxRecord,
@@ -193,14 +194,23 @@ class SQLiteTelemetry:
         self._writer = writer
         self._reader = reader
 
-    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog]) -> None:
+    async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog],
+                  dropped: Sequence[DroppedEvent] = ()) -> None:
         request_rows = [{**r.__dict__, "test": int(r.test)} for r in requests]
+        dropped_rows = [{**d.__dict__, "test": int(d.test)} for d in dropped]
 
         def write(conn: sqlite3.Connection) -> None:
             _add_counters(conn, counters)
             conn.executemany(Q["add_request"], request_rows)
+            conn.executemany(Q["add_dropped"], dropped_rows)
 
         await self._writer.run(write)
+
+    async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
+        params = {**query.__dict__, "test_only": int(query.test_only)}
+        rows = await self._reader.run(lambda c: c.execute(Q["find_dropped"], params).fetchall())
+        return [DroppedEvent(at, dest, event, eid, oid, state, reason, bool(test), source)
+                for at, dest, event, eid, oid, state, reason, test, source in rows]
 
     async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]:
         params = {"minute": int(since // 60)}
@@ -291,8 +301,8 @@ class SQLiteOutbox:
             (e.destination, e.event_name, e.event_id, e.event_time, e.test_event_code, e.order_id,
              e.payload, e.inbound, int(e.sampled), now, now + e.delay, e.source)
             for e, keep in zip(events, stored, strict=True) if keep])
-        duplicates = [(e.destination, e.event_name) for e, ok in zip(events, stored, strict=True)
-                      if not ok]
+        duplicates = [(e.destination, e.event_name, e.test_event_code)
+                      for e, ok in zip(events, stored, strict=True) if not ok]
         self._count(counters)
         self._count(tally(duplicates, "duplicate", now))
         return stored
@@ -321,7 +331,7 @@ class SQLiteOutbox:
                 conn.execute(Q["set_payload"], {"id": record.record_id, "payload": payload})
             conn.execute(Q["add_copy"], copy_row(record))
             records.append(record)
-        self._count(merge_counters(records, now))
+        self._count(merge_counters(copies, records, now))
         return [r.merged for r in records]
 
     async def erase(self, hashes: Sequence[str]) -> int:
@@ -389,6 +399,7 @@ class SQLiteOutbox:
         conn.execute(Q["reschedule_far"], {"now": now, "latest": now + self.max_delay})
         conn.execute(Q["prune_telemetry"], {"minute": int((now - TELEMETRY_RETENTION) // 60)})
         conn.execute(Q["prune_requests"], {"before": now - self.retention})
+        conn.execute(Q["prune_dropped"], {"before": now - self.retention})
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
         params = {"ids": orjson.dumps(list(ids)).decode(), "now": time.time(),
@@ -433,6 +444,15 @@ class SQLiteOutbox:
 
     async def pending(self) -> int:
         return int(await self._reader.run(lambda conn: conn.execute(Q["pending"]).fetchone()[0]))
+
+    async def find_copies(self, query: RecordQuery) -> list[CopyRecord]:
+        rows = await self._reader.run(
+            lambda conn: conn.execute(Q["find_copies"], query.__dict__).fetchall())
+        return [copy_record(row) for row in rows]
+
+    async def pending_by_event(self) -> list[tuple[str, str, bool, int]]:
+        rows = await self._reader.run(lambda conn: conn.execute(Q["pending_by_event"]).fetchall())
+        return [(d, e, bool(t), n) for d, e, t, n in rows]
 
     async def stats(self) -> OutboxStats:
         return await self._reader.run(lambda conn: self._stats(conn, Q["counts"]))

@@ -48,6 +48,20 @@ CREATE TABLE IF NOT EXISTS orders (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS orders_seen ON orders (seen_at);
 -- Later copies of an event: merged into it, or late.
+-- Events received but not queued (filtered, rejected): ids and reasons only, for search.
+CREATE TABLE IF NOT EXISTS dropped (
+    id          INTEGER PRIMARY KEY,
+    at          REAL    NOT NULL,
+    destination TEXT    NOT NULL,
+    event_name  TEXT    NOT NULL,
+    event_id    TEXT    NOT NULL,
+    order_id    TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    reason      TEXT    NOT NULL,
+    test        INTEGER NOT NULL,
+    source      TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dropped_at ON dropped (at);
 CREATE TABLE IF NOT EXISTS copies (
     id          INTEGER PRIMARY KEY,
     record_id   INTEGER,
@@ -187,7 +201,7 @@ UPDATE outbox SET state = 'sent', finished_at = :now, leased_until = NULL, last_
     inbound = CASE WHEN sampled = 1 OR test_event_code != '' THEN inbound END,
     payload = CASE WHEN sampled = 1 OR test_event_code != '' THEN payload ELSE '' END
 WHERE id IN (SELECT value FROM json_each(:ids))
-RETURNING destination, event_name;
+RETURNING destination, event_name, test_event_code;
 
 -- name: mark_failed
 UPDATE outbox
@@ -195,7 +209,7 @@ SET state = :state, attempts = attempts + 1, available_at = COALESCE(:retry_at, 
     leased_until = NULL,
     finished_at = CASE WHEN :state = 'dead' THEN :now END, last_result = :result
 WHERE id IN (SELECT value FROM json_each(:ids))
-RETURNING destination, event_name;
+RETURNING destination, event_name, test_event_code;
 
 -- name: replay
 UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL,
@@ -221,7 +235,40 @@ WHERE (:event_id IS NULL OR event_id = :event_id)
   AND (:since IS NULL OR created_at >= :since)
   AND (:test_only = 0 OR test_event_code != '')
   AND (:inspectable = 0 OR inbound IS NOT NULL OR state = 'dead')
+  AND (:prefix IS NULL OR substr(lower(event_id), 1, length(:prefix)) = lower(:prefix)
+       OR substr(lower(order_id), 1, length(:prefix)) = lower(:prefix))
 ORDER BY id DESC LIMIT :limit;
+
+-- name: find_copies
+SELECT record_id, destination, event_name, event_id, order_id, source, merged, added, received_at
+FROM copies
+WHERE (:event_id IS NULL OR event_id = :event_id)
+  AND (:order_id IS NULL OR order_id = :order_id)
+  AND (:destination IS NULL OR destination = :destination)
+  AND (:prefix IS NULL OR substr(lower(event_id), 1, length(:prefix)) = lower(:prefix)
+       OR substr(lower(order_id), 1, length(:prefix)) = lower(:prefix))
+  AND (:since IS NULL OR received_at >= :since)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: find_dropped
+SELECT at, destination, event_name, event_id, order_id, state, reason, test, source
+FROM dropped
+WHERE (:event_id IS NULL OR event_id = :event_id)
+  AND (:order_id IS NULL OR order_id = :order_id)
+  AND (:destination IS NULL OR destination = :destination)
+  AND (:prefix IS NULL OR substr(lower(event_id), 1, length(:prefix)) = lower(:prefix)
+       OR substr(lower(order_id), 1, length(:prefix)) = lower(:prefix))
+  AND (:state IS NULL OR state = :state)
+  AND (:since IS NULL OR at >= :since)
+  AND (:test_only = 0 OR test = 1)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: add_dropped
+INSERT INTO dropped (at, destination, event_name, event_id, order_id, state, reason, test, source)
+VALUES (:at, :destination, :event_name, :event_id, :order_id, :state, :reason, :test, :source);
+
+-- name: prune_dropped
+DELETE FROM dropped WHERE at < :before;
 
 -- name: get
 SELECT id, destination, event_name, event_id, event_time, payload, test_event_code, state,
@@ -262,6 +309,10 @@ SELECT destination, 'dead', COUNT(*) FROM outbox WHERE state = 'dead' AND state 
 
 -- name: pending
 SELECT COUNT(*) FROM outbox WHERE state = 'pending';
+
+-- name: pending_by_event
+SELECT destination, event_name, test_event_code != '', COUNT(*) FROM outbox
+WHERE state = 'pending' GROUP BY destination, event_name, test_event_code != '';
 
 -- name: oldest_pending
 -- Ids grow with created_at (one writer), so the oldest pending event is the first of some group.

@@ -153,6 +153,11 @@ def _classify(response: httpx.Response, latency: float, events: int) -> Delivery
                           retry_after=_retry_after(response))
     if by_status is Answer.RETRY_LATER:
         shape = " without a JSON body: " if 200 <= status < 300 else ": "
+        said = _envelope(response) if status >= 500 else None
+        if said is not None:
+            raise TransportError(f"TikTok answered HTTP {status}: code {said.code}: {said.message}",
+                                 status=status, code=said.code, tiktok_message=said.message,
+                                 request_id=said.request_id)
         raise TransportError(f"TikTok answered HTTP {status}{shape}{_snippet(response)}",
                              status=status)
     assert envelope is not None  # without one, the status alone decided above

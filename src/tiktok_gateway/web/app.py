@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from .. import __version__
@@ -42,6 +42,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         return JSONResponse(document)
 
     async def index(request: Request) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            return RedirectResponse("/dashboard", 303)  # a browser: the dashboard
         return JSONResponse({"service": "tiktok-gateway", "version": __version__,
                              "demo": gateway.demo, "ingest": "/v1/events",
                              "dashboard": "/dashboard", "metrics": "/metrics",

@@ -26,6 +26,7 @@ from ..outbox import DEAD, OutboxRecord, RecordQuery
 from ..telemetry import QUALITY_FIELDS
 from ..tiktok.lint import lint_event
 from .admin import AdminAuth
+from .api import DashboardAPI
 from .auth import client_ip, is_trusted, parse_networks
 from .charts import bar_chart
 
@@ -48,6 +49,7 @@ class Dashboard:
 
     def routes(self) -> list[Route]:
         guarded = self._guard
+        api = DashboardAPI(self.gateway)
         return [
             Route("/dashboard", guarded(self.overview), methods=["GET"]),
             Route("/dashboard/quality", guarded(self.quality), methods=["GET"]),
@@ -57,6 +59,8 @@ class Dashboard:
             Route("/dashboard/test-events/stream", guarded(self.test_stream), methods=["GET"]),
             Route("/dashboard/dead-letters", guarded(self.dead_letters), methods=["GET"]),
             Route("/dashboard/dead-letters/replay", guarded(self.replay), methods=["POST"]),
+            Route("/dashboard/api/summary", guarded(api.summary), methods=["GET"]),
+            Route("/dashboard/api/events", guarded(api.events), methods=["GET"]),
         ]
 
     def _guard(self, handler: Handler) -> Handler:

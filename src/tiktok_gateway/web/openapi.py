@@ -62,10 +62,12 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
     }
     status = {"summary": "Where an event is and what TikTok answered",
-              "parameters": [{"name": "event_id", "in": "query", "required": True,
+              "parameters": [{"name": "event_id", "in": "query", "required": False,
+                              "schema": {"type": "string"}},
+                             {"name": "order_id", "in": "query", "required": False,
                               "schema": {"type": "string"}}],
               "responses": {"200": _json({"type": "object"}, "Deliveries of the event"),
-                            "400": _error("event_id missing"),
+                            "400": _error("neither event_id nor order_id, or one too long"),
                             "401": _error("A server key is required")},
               "security": [{"bearer": []}]}
     simple = {"get": {"responses": {"200": _json({"type": "object"}, "OK"),

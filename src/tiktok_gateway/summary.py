@@ -1,0 +1,119 @@
+"""The dashboard's headline figures, as `/dashboard/api/summary` serves them.
+
+Honest by construction: events and requests are counted apart (a retried request is not a
+lost event), the delivery rate is delivered / (delivered + dead) of events, events TikTok
+refused inside a partial answer are dead letters, not deliveries, and live and test events
+are never mixed unless asked for (`mode`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import causes
+from .outbox import PARTIAL_REJECTS, RequestLog
+from .telemetry import (
+    DEAD,
+    DELIVERED,
+    DUPLICATE,
+    INGEST,
+    RECEIVED,
+    filtered_reason,
+    rejected_reason,
+)
+
+WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
+           "30d": 30 * 86400, "90d": 90 * 86400}
+MODES = ("live", "test", "all")
+SUCCEEDED = ("delivered", "partial")
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+
+
+def in_mode(test: bool, mode: str) -> bool:
+    return mode == "all" or test == (mode == "test")
+
+
+def summary(destinations: Sequence[str], counters: Sequence[tuple[int, str, str, str, int]],
+            requests: Sequence[RequestLog], pending: Sequence[tuple[str, str, bool, int]],
+            window: Window, mode: str) -> dict[str, Any]:
+    """`counters` already of the mode (see telemetry.in_mode); `requests` and `pending` of
+    every mode, filtered here."""
+    rejected: dict[str, int] = defaultdict(int)
+    for _minute, dest, _event, name, value in counters:
+        reason = rejected_reason(name) if dest == INGEST else None
+        if reason is not None:
+            rejected[reason] += value
+    return {"window": {"start": int(window.start), "end": int(window.end)}, "mode": mode,
+            "destinations": {name: _destination(name, counters, requests, pending, rejected,
+                                                mode) for name in destinations}}
+
+
+def _destination(name: str, counters: Sequence[tuple[int, str, str, str, int]],
+                 requests: Sequence[RequestLog], pending: Sequence[tuple[str, str, bool, int]],
+                 rejected: dict[str, int], mode: str) -> dict[str, Any]:
+    totals: dict[str, int] = defaultdict(int)
+    filtered: dict[str, int] = defaultdict(int)
+    by_event: dict[str, dict[str, int]] = {}
+    for _minute, dest, event, counter, value in counters:
+        if dest != name:
+            continue
+        reason = filtered_reason(counter)
+        if reason is not None:
+            filtered[reason] += value
+        elif counter in (RECEIVED, DELIVERED, DEAD, DUPLICATE):
+            totals[counter] += value
+            if counter != DUPLICATE:
+                row = by_event.setdefault(event, _event_row())
+                row[counter] += value
+    waiting = 0
+    for dest, event, test, n in pending:
+        if dest == name and in_mode(test, mode):
+            waiting += n
+            by_event.setdefault(event, _event_row())["pending"] += n
+    delivered, dead = totals[DELIVERED], totals[DEAD]
+    mine = [r for r in requests if r.destination == name and in_mode(r.test, mode)]
+    sent = [r for r in mine if r.outcome != PARTIAL_REJECTS]
+    succeeded = sum(r.outcome in SUCCEEDED for r in sent)
+    return {
+        "events": {"received": totals[RECEIVED], "delivered": delivered, "pending": waiting,
+                   "dead": dead, "duplicates": totals[DUPLICATE], "filtered": dict(filtered),
+                   "rejected": dict(rejected)},
+        "delivery_rate": delivered / (delivered + dead) if delivered + dead else None,
+        "requests": {"sent": len(sent), "succeeded": succeeded, "failed": len(sent) - succeeded},
+        "by_event": dict(sorted(by_event.items(), key=lambda kv: -kv[1]["received"])),
+        "errors": error_groups(mine),
+    }
+
+
+def _event_row() -> dict[str, int]:
+    return {"received": 0, "delivered": 0, "pending": 0, "dead": 0}
+
+
+def error_groups(requests: Sequence[RequestLog]) -> list[dict[str, Any]]:
+    """Failed requests and the events partial answers refused, one group per cause."""
+    groups: dict[tuple[int | None, int | None, str], dict[str, Any]] = {}
+    for r in requests:
+        if r.outcome in SUCCEEDED:
+            continue
+        code, status = r.code, r.http_status
+        key = (code, status, causes.cause(code, r.message, status))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = {
+                "cause": key[2], "code": code, "http_status": status, "requests": 0,
+                "events": 0, "first_seen": r.at, "last_seen": r.at,
+                "partial": r.outcome == PARTIAL_REJECTS,
+                "advice": causes.advice(code, status)}
+        group["requests"] += 1
+        group["events"] += r.events
+        group["first_seen"] = min(group["first_seen"], r.at)
+        group["last_seen"] = max(group["last_seen"], r.at)
+    return sorted(groups.values(), key=lambda g: (-g["events"], -g["last_seen"]))
