@@ -42,8 +42,6 @@ ADVICE = {
     "external_id": "Send your customer id as external_id, hashed the same way as the pixel.",
     "ttp": "Read the _ttp cookie in the browser and send it as ttp.",
 }
-WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
-BUCKETS = {"1h": 60, "24h": 1800, "7d": 6 * 3600}
 
 
 @dataclass

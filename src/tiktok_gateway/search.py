@@ -40,6 +40,7 @@ class EventSearch:
     state: str | None = None
     reason: str | None = None  # a part of the reason, in any case
     destination: str | None = None
+    event_name: str | None = None  # a TikTok event name, in any case
     mode: str = "all"  # live, test or all
     since: float | None = None
     limit: int = 100
@@ -57,6 +58,8 @@ class EventSearch:
                 event_id == wanted or event_id.startswith(wanted + "_")):
             return False
         if self.reason is not None and self.reason.lower() not in (item["reason"] or "").lower():
+            return False
+        if self.event_name is not None and item["event"].lower() != self.event_name.lower():
             return False
         return self.mode == "all" or item["test"] == (self.mode == "test")
 

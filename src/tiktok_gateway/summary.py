@@ -8,6 +8,7 @@ are never mixed unless asked for (`mode`).
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ from .telemetry import (
 
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
            "30d": 30 * 86400, "90d": 90 * 86400}
+# Chart buckets that fit each window: 15 to 90 bars.
+BUCKETS = {"15m": 60, "1h": 60, "6h": 600, "24h": 1800, "7d": 6 * 3600, "30d": 86400,
+           "90d": 86400}
 MODES = ("live", "test", "all")
 SUCCEEDED = ("delivered", "partial")
 
@@ -95,6 +99,33 @@ def _destination(name: str, counters: Sequence[tuple[int, str, str, str, int]],
 
 def _event_row() -> dict[str, int]:
     return {"received": 0, "delivered": 0, "pending": 0, "dead": 0}
+
+
+@dataclass(frozen=True)
+class Status:
+    kind: str  # ok, bad, idle
+    text: str
+
+
+def status_line(requests: Sequence[RequestLog], pending: int, now: float) -> Status:
+    """One line: delivering, or failing since when, with how much waits."""
+    sent = sorted((r for r in requests if r.outcome != PARTIAL_REJECTS), key=lambda r: -r.at)
+    if not sent:
+        return Status("idle", f"No request to TikTok in this window; {pending} event(s) waiting.")
+    failing = []
+    for r in sent:
+        if r.outcome in SUCCEEDED:
+            break
+        failing.append(r)
+    if not failing:
+        ago = max(0, int(now - sent[0].at))
+        return Status("ok", f"Delivering: the last request to TikTok succeeded {ago} s ago; "
+                            f"{pending} event(s) waiting.")
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(failing[-1].at))
+    last = failing[0]
+    what = causes.cause(last.code, last.message, last.http_status)
+    return Status("bad", f"TikTok failing since {since} ({len(failing)} failed request(s) in a "
+                         f"row, last: {what}); {pending} event(s) waiting, retrying with backoff.")
 
 
 def error_groups(requests: Sequence[RequestLog]) -> list[dict[str, Any]]:

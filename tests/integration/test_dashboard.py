@@ -104,7 +104,7 @@ def test_inspector_shows_in_out_and_answer(make_gateway: Callable[..., str]) -> 
     """One event's inbound (hashed), the body sent and TikTok's answer, side by side."""
     url = make_gateway()
     post(url, sample_event())
-    wait_until(lambda: 'class="tag sent"' in page(url, "/dashboard/inspector?order_id=100045"))
+    wait_until(lambda: 'class="tag delivered"' in page(url, "/dashboard/inspector?order_id=100045"))
     listing = page(url, "/dashboard/inspector?order_id=100045")
     record_id = re.search(r'/dashboard/inspector/(\d+)', listing)
     assert record_id

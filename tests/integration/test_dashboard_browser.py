@@ -125,3 +125,56 @@ def test_dashboard_end_to_end(make_gateway: Callable[..., str], sandbox: tuple[s
             assert time.time() < deadline, "the replayed event did not arrive"
             time.sleep(0.1)
         browser.close()
+
+
+HOSTILE_ID = "\u202e<img src=x onerror=alert(1)>" + "W" * 170  # RTL override, HTML, 199 long
+
+
+def test_every_page_fits_a_phone_and_isolates_hostile_values(
+        make_gateway: Callable[..., str], sandbox: tuple[str, Any], chromium_path: str) -> None:
+    """At 390 px no page scrolls sideways (tables scroll in their own box); an order id with
+    a right-to-left override, HTML and 199 characters neither runs, widens nor reverses the
+    page; a filtered and a rejected event are found by the search; the status line and the
+    live/test switch are there."""
+    from playwright import sync_api
+
+    url = make_gateway()
+    post(url, {"events": [  # 202: one queued, one filtered
+        {"event": "purchase", "properties": {"order_id": HOSTILE_ID, "value": 5, "currency": "USD"},
+         "user": {"email": "phone.user@example.com"}},
+        {"event": "purchase", "consent": {"marketing": False},
+         "properties": {"order_id": "C-1", "value": 5, "currency": "USD"}}]},
+         **{"X-Test-Event-Code": "TEST42"})  # the hostile one on the test-events page too
+    rejected = httpx.post(f"{url}/v1/events", headers=AUTH, json={
+        "event": "purchase", "properties": {"order_id": "R-1", "value": 5, "currency": "XXXX"}})
+    assert rejected.status_code == 422
+    time.sleep(2.5)  # a telemetry flush: filtered and rejected records are written with it
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        context = browser.new_context(http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
+                                      viewport={"width": 390, "height": 844})
+        page = context.new_page()
+        alerts: list[str] = []
+        page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+        for path in ("/dashboard?window=15m", "/dashboard/quality", "/dashboard/inspector",
+                     "/dashboard/inspector?q=c-1", "/dashboard/test-events",
+                     "/dashboard/dead-letters"):
+            page.goto(f"{url}{path}")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 391, f"{path} is {width} px wide at 390"
+            heading = page.inner_text("h1")
+            assert heading == heading.strip() and "\u202e" not in heading, path
+        page.goto(f"{url}/dashboard/test-events")
+        page.wait_for_selector("tr.test-event")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 391
+        page.goto(f"{url}/dashboard/inspector?q=c-1")
+        assert "filtered" in page.inner_text("#records") and "consent" in page.inner_text("#records")
+        page.goto(f"{url}/dashboard/inspector?order_id=r-1")
+        assert "properties.currency" in page.inner_text("#records")
+        page.goto(f"{url}/dashboard/inspector?q=%E2%80%AE")
+        assert "WWWW" in page.inner_text("#records") and not alerts
+        page.goto(f"{url}/dashboard?mode=test")
+        assert page.inner_text("#status") and "on" in page.get_attribute(
+            ".modes a:text('test')", "class")
+        page.screenshot(path=str(SCREENSHOTS / "tag-health-phone.png"), full_page=True)
+        browser.close()

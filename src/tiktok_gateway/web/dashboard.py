@@ -20,9 +20,11 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from .. import figures
+from .. import figures, summary
 from ..gateway import Gateway
 from ..outbox import DEAD, OutboxRecord, RecordQuery
+from ..search import STATES as SEARCH_STATES
+from ..search import EventSearch
 from ..telemetry import QUALITY_FIELDS
 from ..tiktok.lint import lint_event
 from .admin import AdminAuth
@@ -34,7 +36,7 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
 TEMPLATES.env.filters["ms"] = lambda v: "–" if v is None else f"{v * 1000:.0f} ms"
 TEMPLATES.env.filters["when"] = lambda v: "–" if not v else time.strftime(
-    "%Y-%m-%d %H:%M:%S", time.localtime(v))
+    "%Y-%m-%d %H:%M:%S UTC", time.gmtime(v))  # one zone everywhere, as on the charts
 TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
 Handler = Callable[[Request], Awaitable[Response]]
 STATES = ("pending", "sent", "dead")
@@ -81,6 +83,7 @@ class Dashboard:
         csrf, new = self.auth.session_csrf(request)
         response = TEMPLATES.TemplateResponse(request, template, {
             "testing": testing, "demo": self.gateway.demo, "csrf": csrf,
+            "windows": summary.WINDOWS, "mode": None,
             "page": template.removesuffix(".html"), **context})
         if new:
             self.auth.set_csrf_cookie(response, csrf, secure=self._over_https(request))
@@ -94,48 +97,64 @@ class Dashboard:
         return proto == "https" and is_trusted(peer, self.trusted)
 
     @staticmethod
-    def _window(request: Request) -> str:
-        window = request.query_params.get("window", "24h")
-        return window if window in figures.WINDOWS else "24h"
+    def _window(request: Request, default: str = "24h") -> str:
+        window = request.query_params.get("window", default)
+        return window if window in summary.WINDOWS else default
+
+    @staticmethod
+    def _mode(request: Request, default: str = "live") -> str:
+        mode = request.query_params.get("mode", default)
+        return mode if mode in summary.MODES else default
 
     async def overview(self, request: Request) -> Response:
-        window = self._window(request)
-        since = time.time() - figures.WINDOWS[window]
-        counters = await self.gateway.counters(since)
+        window, mode = self._window(request), self._mode(request)
+        now = time.time()
+        since = now - summary.WINDOWS[window]
+        counters = await self.gateway.counters(since, mode)
         backlog = await self.gateway.backlog()
+        requests = [r for r in await self.gateway.requests(since) if summary.in_mode(r.test, mode)]
         health = figures.tag_health([d.name for d in self.gateway.destinations], counters,
-                                    await self.gateway.requests(since), backlog,
-                                    figures.WINDOWS[window], figures.BUCKETS[window])
+                                    requests, backlog,
+                                    summary.WINDOWS[window], summary.BUCKETS[window])
+        figures_now = await self.gateway.summary(window, mode)
+        totals = _totals(figures_now)
         charts = {h.destination: (
             bar_chart([b.start for b in h.series], [b.requests - b.failed for b in h.series],
                       [b.failed for b in h.series], title=f"requests to TikTok, {h.destination}"),
             bar_chart([b.start for b in h.series], [b.events for b in h.series],
                       [0] * len(h.series), title=f"events delivered, {h.destination}"))
             for h in health}
-        oldest = time.time() - backlog.oldest_pending_at if backlog.oldest_pending_at else None
-        return self._render(request, "overview.html", window=window, health=health,
-                            charts=charts, backlog=backlog, oldest=oldest,
-                            totals=figures.outcome_totals(counters))
+        oldest = now - backlog.oldest_pending_at if backlog.oldest_pending_at else None
+        refresh = request.query_params.get("refresh", "30")
+        return self._render(request, "overview.html", window=window, mode=mode, health=health,
+                            charts=charts, backlog=backlog, oldest=oldest, totals=totals,
+                            summary=figures_now, since=since,
+                            refresh=int(refresh) if refresh in ("0", "10", "30", "60") else 30,
+                            status=summary.status_line(requests, totals["pending"], now))
 
     async def quality(self, request: Request) -> Response:
         window = self._window(request)
-        counters = await self.gateway.counters(time.time() - figures.WINDOWS[window])
+        counters = await self.gateway.counters(time.time() - summary.WINDOWS[window])
         return self._render(request, "quality.html", window=window,
                             quality=figures.data_quality(counters),
                             fields=QUALITY_FIELDS, weights=figures.EMQ_WEIGHTS)
 
     async def inspector(self, request: Request) -> Response:
+        """Every event received (sampled or not, filtered, rejected, copies): the search."""
         q = request.query_params
-        window = q.get("window", "7d")
-        state = q.get("state") or None
-        query = RecordQuery(
-            event_id=q.get("event_id") or None, order_id=q.get("order_id") or None,
-            event_name=q.get("event") or None, state=state if state in STATES else None,
-            since=time.time() - figures.WINDOWS.get(window, figures.WINDOWS["7d"]),
-            inspectable=True, limit=200)
-        records = await self.gateway.find(query)
-        return self._render(request, "inspector.html", records=records, q=q, window=window,
-                            states=STATES)
+        window, mode = self._window(request, "7d"), self._mode(request, "all")
+        state = {"sent": "delivered"}.get(q.get("state") or "", q.get("state") or None)
+        text = {k: (q.get(k) or "").strip()[:300] or None
+                for k in ("q", "order_id", "event_id", "event", "reason")}
+        query = EventSearch(
+            order_id=text["order_id"], event_id=text["event_id"], prefix=text["q"],
+            event_name=text["event"], state=state if state in SEARCH_STATES else None,
+            reason=text["reason"], mode=mode, limit=200,
+            since=time.time() - summary.WINDOWS[window])
+        total, records = await self.gateway.search(query)
+        return self._render(request, "inspector.html", records=records, total=total, q=q,
+                            window=window, mode=mode, states=SEARCH_STATES,
+                            windows=summary.WINDOWS)
 
     async def inspect(self, request: Request) -> Response:
         record_id = request.path_params["id"]
@@ -190,6 +209,24 @@ class Dashboard:
             ids = [int(record_id)]
         count = await self.gateway.replay(ids)
         return RedirectResponse(f"/dashboard/dead-letters?replayed={count}", 303)
+
+
+def _totals(figures_now: dict[str, Any]) -> dict[str, Any]:
+    """The summary's event figures summed over destinations (rejected ones once: an event
+    refused at ingest shows under every destination)."""
+    totals: dict[str, Any] = {k: 0 for k in ("received", "delivered", "pending", "dead",
+                                             "duplicates", "filtered")}
+    rejected = 0
+    for figures_of in figures_now["destinations"].values():
+        events = figures_of["events"]
+        for key in ("received", "delivered", "pending", "dead", "duplicates"):
+            totals[key] += events[key]
+        totals["filtered"] += sum(events["filtered"].values())
+        rejected = sum(events["rejected"].values())
+    settled = totals["delivered"] + totals["dead"]
+    totals["rejected"] = rejected
+    totals["delivery_rate"] = totals["delivered"] / settled if settled else None
+    return totals
 
 
 def _verdict(record: OutboxRecord) -> dict[str, Any] | None:
