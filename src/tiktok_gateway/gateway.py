@@ -23,7 +23,17 @@ from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
 from .exceptions import ConfigError, OutboxError
 from .ingest import Destination, Ingest, IngestResult, RequestContext
-from .outbox import Backlog, CopyRecord, OrderChange, OutboxRecord, RecordQuery, RequestLog, Store, open_store
+from .outbox import (
+    DEAD,
+    Backlog,
+    CopyRecord,
+    OrderChange,
+    OutboxRecord,
+    RecordQuery,
+    RequestLog,
+    Store,
+    open_store,
+)
 from .pipeline import route_for
 from .ratelimit import Limiter
 from .retry import RetryPolicy
@@ -38,6 +48,7 @@ DEMO_TOKEN = "sandbox-demo-token"
 PAUSED_NOT_READY = 10.0  # a pause longer than this makes /readyz say not ready
 STORE_FAILURE_NOT_READY = 30.0  # a failed write this recent makes /readyz say not ready
 SUMMARY_REQUESTS = 100_000  # request-log rows a summary reads (the newest)
+MAX_REPLAY = 100_000  # dead letters one replay looks at
 
 
 class Gateway:
@@ -188,11 +199,27 @@ class Gateway:
 
     # --- actions and health ------------------------------------------------------------
 
-    async def replay(self, ids: Sequence[int] | None = None) -> int:
-        """Queue dead letters again (all, or by id) and wake the workers; count them."""
-        count = await self._store.outbox.replay(ids=ids)
+    async def dead_letters(self, limit: int = MAX_REPLAY) -> list[OutboxRecord]:
+        """Dead letters, the most recently dead-lettered first."""
+        records = await self._store.records.find(RecordQuery(state=DEAD, limit=limit))
+        return sorted(records, key=lambda r: -(r.finished_at or 0))
+
+    async def replay(self, ids: Sequence[int] | None = None) -> tuple[int, int]:
+        """Queue dead letters again (all, or by id) and wake the workers. Ingest's age rule
+        holds: an event TikTok would refuse as too old stays dead. Returns (queued, refused
+        as too old)."""
+        if ids is None:
+            dead = await self.dead_letters()
+        else:
+            found = [await self._store.records.get(i) for i in ids]
+            dead = [r for r in found if r is not None and r.state == DEAD]
+        policy, clock = self._dispatcher.policy, self._dispatcher.clock
+        # Young enough to arrive: an hour's margin for the queue and a retry or two.
+        young = [r.id for r in dead
+                 if not policy.expired(r.event_time - clock.offset, time.time() + 3600)]
+        count = await self._store.outbox.replay(ids=young) if young else 0
         self._dispatcher.notify()
-        return count
+        return count, len(dead) - len(young)
 
     async def readiness(self) -> tuple[list[str], Backlog | None]:
         """What stops this process from accepting and delivering, and the backlog."""

@@ -141,9 +141,47 @@ def test_dead_letter_replay_needs_csrf(make_gateway: Callable[..., str],
         assert other_browser.post(replay, data={"csrf": token.group(1)}).status_code == 403
         assert browser.get("/dashboard/dead-letters").text.count(token.group(1)) >= 1  # kept
         sandbox_obj.state.tokens = {PIXEL: {TOKEN}}
-        done = browser.post(replay, data={"csrf": token.group(1)}, follow_redirects=True)
+        asked = browser.post(replay, data={"csrf": token.group(1)})  # all: confirm first
+        assert asked.status_code == 200 and "Replay 1 dead letter(s)?" in asked.text
+        assert "100045" in asked.text  # names what it will replay
+        time.sleep(0.5)
+        assert len(sandbox_obj.state.events) == 0  # nothing queued yet
+        done = browser.post(replay, data={"csrf": token.group(1), "confirm": "yes"},
+                            follow_redirects=True)
         assert "Queued 1 event(s) again" in done.text
     wait_until(lambda: len(sandbox_obj.state.events) == 1)
+
+
+def test_dead_letters_grouped_and_replayed_by_cause_within_the_age_limit(
+        make_gateway: Callable[..., str], sandbox: tuple[str, Any]) -> None:
+    """Dead letters are grouped by cause with their order ids; a group replays after its
+    confirmation; one too old for TikTok stays dead and the page says so."""
+    _, sandbox_obj = sandbox
+    url = make_gateway()
+    sandbox_obj.state.tokens = {PIXEL: {"not-our-token"}}
+    old = int(time.time()) - 7 * 86400 + 1800  # accepted now, too old within the hour
+    post(url, {"events": [
+        {**sample_event(), "properties": {"order_id": f"G-{i}", "value": 5, "currency": "USD"}}
+        for i in range(3)] + [{**sample_event(), "event_time": old, "properties": {
+            "order_id": "OLD-1", "value": 5, "currency": "USD"}}]})
+    wait_until(lambda: page(url, "/dashboard/dead-letters").count('class="dead-letter"') == 4)
+    replay = "/dashboard/dead-letters/replay"
+    with httpx.Client(base_url=url, auth=ADMIN) as browser:
+        html = browser.get("/dashboard/dead-letters").text
+        groups = re.findall(r'<tr class="dead-group">.*?<td class="num">(\d+)</td>', html, re.S)
+        assert groups == ["4"] and "OLD-1" in html and "G-2" in html
+        cause = re.search(r'name="cause" value="([^"]+)"', html)
+        token = re.search(r'name="csrf" value="([0-9a-f.]+)"', html)
+        assert cause and token
+        sandbox_obj.state.tokens = {PIXEL: {TOKEN}}
+        asked = browser.post(replay, data={"csrf": token.group(1), "cause": cause.group(1)})
+        assert "Replay 4 dead letter(s)?" in asked.text
+        done = browser.post(replay, data={"csrf": token.group(1), "cause": cause.group(1),
+                                          "confirm": "yes"}, follow_redirects=True)
+        assert "Queued 3 event(s) again" in done.text
+        assert "1 not replayed: older than TikTok accepts" in done.text
+    wait_until(lambda: len(sandbox_obj.state.events) == 3)
+    assert "OLD-1" in page(url, "/dashboard/dead-letters")
 
 
 def test_test_code_banner(make_gateway: Callable[..., str]) -> None:

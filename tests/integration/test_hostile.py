@@ -333,7 +333,8 @@ def test_replay_works_behind_a_trusted_tls_proxy(make_gateway: Make, sandbox: tu
         with httpx.Client(base_url=url, auth=ADMIN) as browser:
             page = browser.get("/dashboard/dead-letters").text
             csrf = page.split('name="csrf" value="')[1].split('"')[0]
-            answer = browser.post("/dashboard/dead-letters/replay", data={"csrf": csrf},
+            answer = browser.post("/dashboard/dead-letters/replay",
+                                  data={"csrf": csrf, "confirm": "yes"},
                                   headers={"Origin": "https://gateway.example.com",
                                            "X-Forwarded-Proto": "https",
                                            "X-Forwarded-Host": "gateway.example.com"})

@@ -20,9 +20,9 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from .. import figures, summary
+from .. import causes, figures, summary
 from ..gateway import Gateway
-from ..outbox import DEAD, OutboxRecord, RecordQuery
+from ..outbox import OutboxRecord, RecordQuery
 from ..search import STATES as SEARCH_STATES
 from ..search import EventSearch
 from ..telemetry import QUALITY_FIELDS
@@ -41,6 +41,7 @@ TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii
 Handler = Callable[[Request], Awaitable[Response]]
 STATES = ("pending", "sent", "dead")
 MAX_RECORD_ID = 2**63 - 1  # the largest id a database column holds
+SHOWN_DEAD = 500  # dead letters listed on a page (all are counted and grouped)
 
 
 class Dashboard:
@@ -190,25 +191,54 @@ class Dashboard:
                                  headers={"Cache-Control": "no-cache"})
 
     async def dead_letters(self, request: Request) -> Response:
-        records = await self.gateway.find(RecordQuery(state=DEAD, limit=500))
-        replayed = request.query_params.get("replayed")
-        return self._render(request, "dead_letters.html", records=records, replayed=replayed)
+        """Dead letters grouped by cause, then each, the most recent first."""
+        records = await self.gateway.dead_letters()
+        q = request.query_params
+        return self._render(request, "dead_letters.html", records=records[:SHOWN_DEAD],
+                            total=len(records), groups=_dead_groups(records),
+                            replayed=q.get("replayed"), refused=q.get("refused"))
 
     async def replay(self, request: Request) -> Response:
+        """One dead letter at once (its row names it); a group or all after a confirmation
+        page that says what will be replayed."""
         peer = request.client.host if request.client else ""
         if not await self.auth.csrf_ok(request,
                                        behind_tls_proxy=is_trusted(peer, self.trusted)):
             return Response("missing or wrong CSRF token", 403)
         form = await request.form()
-        record_id = form.get("id")
-        ids = None  # no id: every dead letter
+        record_id, cause = form.get("id"), form.get("cause")
         if record_id is not None:
             if not (isinstance(record_id, str) and record_id.isdigit()
                     and int(record_id) <= MAX_RECORD_ID):
                 return Response("id must be a record number", 400)
             ids = [int(record_id)]
-        count = await self.gateway.replay(ids)
-        return RedirectResponse(f"/dashboard/dead-letters?replayed={count}", 303)
+        else:
+            dead = await self.gateway.dead_letters()
+            chosen = [r for r in dead if cause is None or _dead_cause(r) == cause]
+            if form.get("confirm") != "yes":
+                return self._render(request, "replay_confirm.html", records=chosen[:SHOWN_DEAD],
+                                    count=len(chosen), cause=cause)
+            ids = [r.id for r in chosen]
+        count, refused = await self.gateway.replay(ids)
+        return RedirectResponse(f"/dashboard/dead-letters?replayed={count}&refused={refused}", 303)
+
+
+def _dead_cause(record: OutboxRecord) -> str:
+    result = record.result or {}
+    return causes.cause(result.get("code"), result.get("message") or "", None)
+
+
+def _dead_groups(records: list[OutboxRecord]) -> list[dict[str, Any]]:
+    groups: dict[str, dict[str, Any]] = {}
+    for r in records:
+        cause = _dead_cause(r)
+        group = groups.setdefault(cause, {"cause": cause, "code": (r.result or {}).get("code"),
+                                          "count": 0, "last": 0.0,
+                                          "advice": causes.advice((r.result or {}).get("code"),
+                                                                  None)})
+        group["count"] += 1
+        group["last"] = max(group["last"], r.finished_at or 0)
+    return sorted(groups.values(), key=lambda g: -g["count"])
 
 
 def _totals(figures_now: dict[str, Any]) -> dict[str, Any]:
