@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .outbox import PARTIAL_REJECTS, SENT, Backlog, RecordQuery, RecordReader, RequestLog, TelemetryStore
+from .outbox import PARTIAL_REJECTS, Backlog, RecordReader, RequestLog, TelemetryStore
 from .telemetry import (
     DEAD,
     DELIVERED,
@@ -29,7 +29,6 @@ from .telemetry import (
     is_filtered,
     present_field,
 )
-from .tiktok import schema
 
 EMQ_WEIGHTS = {"ttclid": 3.0, "email": 2.0, "phone": 1.5, IP_USER_AGENT: 1.5,
                "external_id": 1.0, "ttp": 1.0}  # sums to 10: the estimate is on a 0-10 scale
@@ -188,53 +187,6 @@ def outcome_totals(counters: Sequence[tuple[int, str, str, str, int]]) -> dict[s
         elif counter in totals:
             totals[counter] += value
     return totals
-
-
-PURCHASE_EVENTS = schema.PURCHASE_EVENTS
-
-
-@dataclass
-class GapReport:
-    """True orders against delivered purchase events."""
-
-    orders: int = 0
-    delivered: int = 0
-    pending: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    # Orders the platform cancelled, voided or refunded (after sending, when also delivered).
-    changed: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def share(self) -> float | None:
-        return self.delivered / self.orders if self.orders else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"orders": self.orders, "delivered": self.delivered, "share": self.share,
-                "pending": self.pending, "failed": self.failed, "missing": self.missing,
-                "changed": self.changed}
-
-
-async def gap_report(records: RecordReader, order_ids: list[str]) -> GapReport:
-    """Each true order: delivered as a live purchase, still pending, failed, or never seen."""
-    report = GapReport(orders=len(order_ids))
-    for order_id in order_ids:
-        found = [r for r in await records.find(RecordQuery(order_id=order_id, limit=20))
-                 if r.event_name in PURCHASE_EVENTS and not r.test_event_code]
-        states = {r.state for r in found}
-        changes = await records.changes(order_id)
-        if changes:
-            when = "after sending" if SENT in states else "before sending"
-            report.changed[order_id] = f"{changes[-1].change} {when}"
-        if SENT in states:
-            report.delivered += 1
-        elif "pending" in states:
-            report.pending.append(order_id)
-        elif states:
-            report.failed.append(order_id)
-        else:
-            report.missing.append(order_id)
-    return report
 
 
 async def collect(records: RecordReader, telemetry: TelemetryStore, destinations: list[str],

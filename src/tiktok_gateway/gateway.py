@@ -22,6 +22,7 @@ from .clock import ReferenceClock
 from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
 from .exceptions import ConfigError, OutboxError
+from .gaps import GapReport, gap_report
 from .ingest import Destination, Ingest, IngestResult, RequestContext
 from .outbox import (
     DEAD,
@@ -183,6 +184,10 @@ class Gateway:
             [d.settings.name for d in self.destinations], await self.counters(start, mode),
             await self._store.telemetry.requests(start, limit=SUMMARY_REQUESTS),
             await self._store.records.pending_by_event(), summary.Window(start, end), mode)
+
+    async def gap_report(self, order_ids: list[str]) -> GapReport:
+        """The shop's true orders against what TikTok got (see gaps.py)."""
+        return await gap_report(self._store.records, order_ids, self._store.telemetry)
 
     async def search(self, query: EventSearch) -> tuple[int, list[dict[str, Any]]]:
         """Every event received that matches, whatever became of it (see search.py)."""

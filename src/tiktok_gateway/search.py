@@ -64,12 +64,26 @@ class EventSearch:
         return self.mode == "all" or item["test"] == (self.mode == "test")
 
 
-async def search_events(records: RecordReader, telemetry: TelemetryStore,
+async def search_events(records: RecordReader, telemetry: TelemetryStore | None,
                         search: EventSearch) -> tuple[int, list[dict[str, Any]]]:
-    """(how many match, the newest `limit` of them)."""
+    """(how many match, the newest `limit` of them). Without `telemetry`, filtered and
+    rejected events are not looked for."""
+    if search.order_id and not (search.prefix or search.event_id):
+        # An order id as the shop spells it: the index finds it at once; any other case
+        # needs the scan below.
+        exact = RecordQuery(order_id=search.order_id, destination=search.destination,
+                            since=search.since, limit=SCANNED)
+        total, found = await _search(records, telemetry, search, exact)
+        if total:
+            return total, found
     prefix = search.prefix or search.order_id or search.event_id
     query = RecordQuery(prefix=prefix or None, destination=search.destination,
                         since=search.since, limit=SCANNED)
+    return await _search(records, telemetry, search, query)
+
+
+async def _search(records: RecordReader, telemetry: TelemetryStore | None,
+                  search: EventSearch, query: RecordQuery) -> tuple[int, list[dict[str, Any]]]:
     found: list[dict[str, Any]] = []
     outbox_state = {DELIVERED: SENT, PENDING: PENDING, DEAD: DEAD}.get(search.state or "")
     if search.state is None or outbox_state:
@@ -77,7 +91,7 @@ async def search_events(records: RecordReader, telemetry: TelemetryStore,
             RecordQuery(**{**query.__dict__, "state": outbox_state}))]
     if search.wants(DUPLICATE):
         found += [_from_copy(c) for c in await records.find_copies(query)]
-    if search.state is None or search.state in (FILTERED, REJECTED):
+    if telemetry is not None and (search.state is None or search.state in (FILTERED, REJECTED)):
         found += [_from_dropped(d) for d in await telemetry.dropped(
             RecordQuery(**{**query.__dict__, "state": search.state}))]
     matching = sorted((f for f in found if search.matches(f)), key=lambda f: -f["received_at"])

@@ -219,7 +219,11 @@ def test_report_and_gap_report(make_gateway: Callable[..., str], tmp_path: Path)
     gap = subprocess.run([*cli, "--orders", str(orders), "--json"], capture_output=True,
                          text=True, timeout=60)
     assert gap.returncode == 0, gap.stderr
-    assert json.loads(gap.stdout) == {"orders": 5, "delivered": 4, "share": 0.8, "pending": [],
-                                      "failed": [], "missing": ["o-missing"], "changed": {}}
+    assert json.loads(gap.stdout) == {
+        "orders": 5, "delivered": 4, "share": 0.8, "pending": [], "failed": [],
+        "missing": ["o-missing"], "changed": {},
+        "by_label": {"delivered": 4, "never received": 1},
+        "labels": {"o-0": "delivered", "o-1": "delivered", "o-2": "delivered", "o-3": "delivered",
+                   "o-missing": "never received"}}
     text = subprocess.run([*cli, "--since", "1h"], capture_output=True, text=True, timeout=60)
     assert "CompletePayment" in text.stdout and "75%" in text.stdout

@@ -374,7 +374,7 @@ async def test_copies_merge_into_the_waiting_event(outbox: Backend) -> None:
 async def test_order_changes_are_kept_and_read_back(outbox: Backend) -> None:
     """A platform's cancellation or refund is kept against the order and read back in order;
     the gap report labels a delivered order refunded after sending."""
-    from tiktok_gateway.figures import gap_report
+    from tiktok_gateway.gaps import gap_report
     from tiktok_gateway.outbox import OrderChange
 
     assert await outbox.put([order_event("9_CompletePayment", "9")]) == [True]
@@ -384,9 +384,10 @@ async def test_order_changes_are_kept_and_read_back(outbox: Backend) -> None:
     await outbox.record_change(OrderChange("9", "refunded", "shopify", now))
     await outbox.record_change(OrderChange("10", "cancelled", "woocommerce", now + 1))
     assert [c.change for c in await outbox.changes("9")] == ["refunded"]
-    report = await gap_report(outbox, ["9", "10"])
+    report = await gap_report(outbox, ["9", "10"], outbox.telemetry)
     assert report.changed == {"9": "refunded after sending", "10": "cancelled before sending"}
     assert report.delivered == 1 and report.missing == ["10"]
+    assert report.labels == {"9": "delivered", "10": "never received"}
 
 
 async def test_erase_deletes_every_record_of_a_customer(outbox: Backend) -> None:

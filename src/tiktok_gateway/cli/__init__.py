@@ -287,7 +287,8 @@ def report(
     """Tag health and data quality in the terminal; with --orders, the gap report."""
     import asyncio
 
-    from ..figures import collect, gap_report
+    from ..figures import collect
+    from ..gaps import gap_report
     from ..outbox import StoreOptions, open_store
     from ..timeparse import parse_since
     from .output import print_report, read_orders
@@ -305,7 +306,8 @@ def report(
         try:
             figures = await collect(store.records, store.telemetry,
                                     [d.name for d in settings.destinations], since_ts)
-            gap = await gap_report(store.records, order_ids) if order_ids is not None else None
+            gap = (await gap_report(store.records, order_ids, store.telemetry)
+                   if order_ids is not None else None)
             return figures, gap
         finally:
             await store.close()

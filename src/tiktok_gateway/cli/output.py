@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ from rich.table import Table
 
 from ..config import Settings
 from ..exceptions import ConfigError, FieldError
-from ..figures import EMQ_WEIGHTS, GapReport
+from ..figures import EMQ_WEIGHTS
+from ..gaps import GapReport, order_ids_from_csv
 from ..telemetry import QUALITY_FIELDS
 from ..tiktok.lint import LintReport
 
@@ -76,13 +76,11 @@ def startup_banner(url: str, settings: Settings, *, demo: bool) -> str:
 def read_orders(path: Path) -> list[str]:
     """Order ids from a CSV with an `order_id` column (time and value columns are optional)."""
     try:
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames or "order_id" not in reader.fieldnames:
-                raise ConfigError(f"{path}: needs a header row with an order_id column")
-            return [row["order_id"].strip() for row in reader if row.get("order_id", "").strip()]
+        return order_ids_from_csv(path.read_text(encoding="utf-8", errors="replace"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def print_report(figures: dict[str, Any], gap: GapReport | None, console: Console) -> None:
@@ -120,11 +118,15 @@ def print_report(figures: dict[str, Any], gap: GapReport | None, console: Consol
 def print_gap(gap: GapReport, console: Console) -> None:
     console.print(f"[bold]Gap report[/bold]: {gap.delivered} of {gap.orders} orders delivered as "
                   f"CompletePayment/Purchase ({_pct(gap.share)})")
-    for label, ids in (("still pending", gap.pending), ("dead-lettered", gap.failed),
-                       ("never received", gap.missing)):
-        if ids:
-            shown = ", ".join(ids[:20]) + (" …" if len(ids) > 20 else "")
-            console.print(f"  {len(ids)} {label}: {shown}")
+    by_kind: dict[str, list[str]] = {}
+    for order_id, label in gap.labels.items():
+        by_kind.setdefault(label.split(" (")[0], []).append(order_id)
+    for kind, ids in by_kind.items():
+        if kind == "delivered":
+            continue
+        shown = ", ".join(escape(f"{i} ({gap.labels[i].partition(' (')[2].rstrip(')')})"
+                                 if " (" in gap.labels[i] else i) for i in ids[:20])
+        console.print(f"  {len(ids)} {escape(kind)}: {shown}" + (" …" if len(ids) > 20 else ""))
     for order_id, change in list(gap.changed.items())[:20]:
         console.print(f"  order {escape(order_id)}: {change}")
 

@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from .. import causes, figures, summary
+from .. import causes, figures, gaps, summary
 from ..gateway import Gateway
 from ..outbox import OutboxRecord, RecordQuery
 from ..search import STATES as SEARCH_STATES
@@ -41,6 +42,7 @@ TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii
 Handler = Callable[[Request], Awaitable[Response]]
 STATES = ("pending", "sent", "dead")
 MAX_RECORD_ID = 2**63 - 1  # the largest id a database column holds
+MAX_ORDERS_UPLOAD = 5_000_000  # bytes of an uploaded orders CSV
 SHOWN_DEAD = 500  # dead letters listed on a page (all are counted and grouped)
 
 
@@ -62,6 +64,7 @@ class Dashboard:
             Route("/dashboard/test-events/stream", guarded(self.test_stream), methods=["GET"]),
             Route("/dashboard/dead-letters", guarded(self.dead_letters), methods=["GET"]),
             Route("/dashboard/dead-letters/replay", guarded(self.replay), methods=["POST"]),
+            Route("/dashboard/gaps", guarded(self.gaps), methods=["GET", "POST"]),
             Route("/dashboard/api/summary", guarded(api.summary), methods=["GET"]),
             Route("/dashboard/api/events", guarded(api.events), methods=["GET"]),
         ]
@@ -189,6 +192,29 @@ class Dashboard:
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
+
+    async def gaps(self, request: Request) -> Response:
+        """The gap report for orders uploaded as a CSV (or pasted, one id a line)."""
+        if request.method == "GET":
+            return self._render(request, "gaps.html", report=None, error=None)
+        peer = request.client.host if request.client else ""
+        if not await self.auth.csrf_ok(request, behind_tls_proxy=is_trusted(peer, self.trusted)):
+            return Response("missing or wrong CSRF token", 403)
+        form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_ORDERS_UPLOAD)
+        upload, pasted = form.get("orders"), form.get("ids")
+        text = ""
+        if isinstance(upload, UploadFile):
+            text = (await upload.read(MAX_ORDERS_UPLOAD + 1)).decode("utf-8", "replace")
+        if not text.strip() and isinstance(pasted, str):
+            text = pasted
+        try:
+            if len(text) > MAX_ORDERS_UPLOAD:
+                raise ValueError(f"at most {MAX_ORDERS_UPLOAD // 1_000_000} MB of orders at a time")
+            order_ids = gaps.order_ids_from_csv(text)
+        except ValueError as exc:
+            return self._render(request, "gaps.html", report=None, error=str(exc))
+        report = await self.gateway.gap_report(order_ids)
+        return self._render(request, "gaps.html", report=report, error=None)
 
     async def dead_letters(self, request: Request) -> Response:
         """Dead letters grouped by cause, then each, the most recent first."""
