@@ -26,6 +26,8 @@ from .telemetry import (
     RETRIED,
     SHARED_EVENT_ID,
     in_mode,
+    invalid,
+    invalid_field,
     is_filtered,
     present_field,
 )
@@ -106,14 +108,62 @@ class Quality:
     def match_quality(self) -> float:
         return round(sum(w * self.share(k) for k, w in EMQ_WEIGHTS.items()), 1)
 
-    def advice(self) -> list[str]:
-        tips = [ADVICE[k] for k in sorted(EMQ_WEIGHTS, key=lambda k: -EMQ_WEIGHTS[k])
+    def invalid(self, field: str) -> int:
+        """Events whose `field` the gateway dropped as invalid."""
+        return self.counts.get(invalid(field), 0)
+
+    @property
+    def band(self) -> str:
+        """Our reading of the estimate (not TikTok's bands): poor, fair or good."""
+        return band(self.match_quality)
+
+    def missing_keys(self) -> list[str]:
+        """The match keys fewer than half of these events carry, strongest first."""
+        return [k for k in sorted(EMQ_WEIGHTS, key=lambda k: -EMQ_WEIGHTS[k])
                 if self.share(k) < 0.5]
+
+    def advice(self) -> list[str]:
+        tips = [ADVICE[k] for k in self.missing_keys()]
         missing_id = 1 - self.shared_id_share
         if missing_id > 0:
-            tips.append(f"{missing_id:.0%} of these events had no event_id or order_id: the "
-                        "pixel cannot send the same id, so TikTok may count them twice.")
+            tips.append(f"{share_text(missing_id)} of these events had no event_id or order_id: "
+                        "the pixel cannot send the same id, so TikTok may count them twice.")
         return tips
+
+
+BANDS = ((7.0, "good"), (4.0, "fair"), (0.0, "poor"))
+NO_SHARED_ID = "no_shared_id"
+
+
+def band(estimate: float) -> str:
+    return next(name for floor, name in BANDS if estimate >= floor)
+
+
+def share_text(share: float | None) -> str:
+    """A share as a whole percentage that never claims more or less than it is: 99.6 % is
+    "99%", not "100%"; 0.3 % is "<1%", not "0%"."""
+    if share is None:
+        return "–"
+    if 0.995 <= share < 1:
+        return "99%"
+    if 0 < share < 0.005:
+        return "<1%"
+    return f"{share:.0%}"
+
+
+def advice_by_key(quality: Sequence[Quality]) -> list[tuple[str, list[str]]]:
+    """Each piece of advice once, with the TikTok events it concerns (most events first)."""
+    concerns: dict[str, list[str]] = {}
+    for q in quality:
+        for key in q.missing_keys():
+            concerns.setdefault(key, []).append(q.event)
+        if q.shared_id_share < 1:
+            concerns.setdefault(NO_SHARED_ID, []).append(q.event)
+    order = [*sorted(EMQ_WEIGHTS, key=lambda k: -EMQ_WEIGHTS[k]), NO_SHARED_ID]
+    tips = {**ADVICE, NO_SHARED_ID: "Send an event_id (or an order_id) with every event, the "
+                                    "same the pixel sends: without one TikTok cannot "
+                                    "deduplicate the two copies."}
+    return [(tips[k], concerns[k]) for k in order if k in concerns]
 
 
 def tag_health(destinations: Iterable[str], counters: Sequence[tuple[int, str, str, str, int]],
@@ -171,6 +221,8 @@ def data_quality(counters: Sequence[tuple[int, str, str, str, int]]) -> list[Qua
         if dest.startswith("("):
             continue
         key = RECEIVED if counter == RECEIVED else present_field(counter)
+        if key is None and invalid_field(counter) is not None:
+            key = counter
         if key is not None:
             counts[event][key] = counts[event].get(key, 0) + value
     return sorted((Quality(event, c.get(RECEIVED, 0), c) for event, c in counts.items()),

@@ -29,7 +29,17 @@ from .outbox import FILTERED, DroppedEvent, NewEvent, Outbox, RecordReader
 from .outbox import REJECTED as REJECTED_STATE
 from .pipeline import Route, Transformed
 from .sources import segment
-from .telemetry import DUPLICATE, INGEST, REJECTED, CounterBatch, Telemetry, filtered, rejected
+from .telemetry import (
+    DUPLICATE,
+    INGEST,
+    REJECTED,
+    USER_FIELDS,
+    CounterBatch,
+    Telemetry,
+    filtered,
+    invalid,
+    rejected,
+)
 from .tiktok.schema import PLAIN_USER_FIELDS, PURCHASE_EVENTS
 
 MAX_REASON = 300  # characters of a refusal kept in its record
@@ -262,6 +272,10 @@ class Ingest:
         except TypeError:  # orjson writes at most 255 levels of nesting
             raise InvalidEvent([FieldError("properties", "nested more than 255 levels deep")]) from None
         counts.received(dest.name, item.name, item.data, shared_id, test=bool(code))
+        if item.warnings:  # values the gateway dropped (user.email, user.phone.1), per field
+            dropped = {w.field.split(".")[1] for w in item.warnings if w.field.startswith("user.")}
+            for field in dropped.intersection(USER_FIELDS):
+                counts.add(dest.name, item.name, invalid(field), test=bool(code))
         delay = 0.0
         if item.name in PURCHASE_EVENTS:
             delay = self._browser_wait if context.source == BROWSER else self._merge_window

@@ -45,7 +45,7 @@ QUALITY_FIELDS = (*USER_FIELDS, *PROPERTY_FIELDS)
 # Counter names. Presence counters are `presence(field)`; filters are `filtered(reason)`.
 RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED = (
     "received", "duplicate", "delivered", "retried", "dead", "rejected")
-_PRESENCE, _FILTERED, _REJECTED = "has:", "filtered:", "rejected:"
+_PRESENCE, _FILTERED, _REJECTED, _INVALID = "has:", "filtered:", "rejected:", "invalid:"
 INGEST = "(ingest)"  # the destination of counters of events refused before routing
 
 
@@ -70,6 +70,16 @@ def is_filtered(counter: str) -> bool:
 
 def filtered_reason(counter: str) -> str | None:
     return counter[len(_FILTERED):] if counter.startswith(_FILTERED) else None
+
+
+def invalid(field: str) -> str:
+    """The counter of events whose `field` the gateway dropped as invalid (an email without
+    an @, a phone number that cannot exist)."""
+    return _INVALID + field
+
+
+def invalid_field(counter: str) -> str | None:
+    return counter[len(_INVALID):] if counter.startswith(_INVALID) else None
 
 
 def rejected(field: str) -> str:
@@ -186,7 +196,8 @@ class Telemetry:
         """Add a request's counts to this process's Prometheus counters."""
         for (_minute, destination, event, name), n in batch.counts.items():
             name = name.removeprefix(TEST_COUNTER)  # Prometheus: test and live together
-            if not name.startswith(_PRESENCE):  # inline: ten counters an event, on ingest
+            # inline: ten counters an event, on ingest
+            if not name.startswith(_PRESENCE) and not name.startswith(_INVALID):
                 self._event_counter(destination, event, name).inc(n)
 
     def _event_counter(self, destination: str, event: str, name: str) -> Any:

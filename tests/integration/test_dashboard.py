@@ -19,7 +19,8 @@ from tiktok_gateway.testing import sample_event
 
 AUTH = {"Authorization": f"Bearer {SERVER_KEY}"}
 PAGES = ["/dashboard", "/dashboard/quality", "/dashboard/inspector", "/dashboard/inspector/1",
-         "/dashboard/test-events", "/dashboard/dead-letters"]
+         "/dashboard/test-events", "/dashboard/dead-letters", "/dashboard/gaps",
+         "/dashboard/api/summary", "/dashboard/api/events"]
 
 
 def post(url: str, body: Any, **headers: str) -> httpx.Response:
@@ -80,7 +81,16 @@ def test_data_quality_figures(make_gateway: Callable[..., str]) -> None:
     assert cell(html, "AddToCart", "shared_event_id") == "0%"
     # email 2.0 x 0.75 + phone 1.5 x 0.25 + IP and user agent (the shopper's, sent) 1.5 x 1
     assert cell(html, "CompletePayment", "emq") == "3.4"
-    assert "had no event_id or order_id" in html
+    assert 'data-band="poor"' in html
+    # The advice to send an event id is given once, naming the events it concerns.
+    assert html.count("Send an event_id (or an order_id)") == 1 and "1 event: <bdi>AddToCart" in html
+    post(url, {"event": "view_item", "event_id": "v-1", "user": {"email": "not-an-email"}})
+    wait_until(lambda: 'data-invalid="email"' in page(url, "/dashboard/quality"))
+    html = page(url, "/dashboard/quality")
+    row = re.search(r'<tr data-event="ViewContent">(.*?)</tr>', html, re.S)
+    assert row and "1 invalid" in row.group(1) and cell(html, "ViewContent", "email") == "0%"
+    assert "AddToCart" in page(url, "/dashboard/quality?mode=live")
+    assert "AddToCart" not in page(url, "/dashboard/quality?mode=test")
 
 
 def test_tag_health_figures(make_gateway: Callable[..., str], sandbox_url: str) -> None:

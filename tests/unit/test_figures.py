@@ -66,3 +66,10 @@ def test_outcome_totals() -> None:
     totals = outcome_totals(counters([("X", "received", 5), ("X", "filtered:consent", 2),
                                       ("X", "filtered:session", 1), ("X", "dead", 1)]))
     assert (totals["received"], totals["filtered"], totals["dead"]) == (5, 3, 1)
+
+
+def test_a_share_is_never_rounded_to_all_or_nothing() -> None:
+    from tiktok_gateway.figures import share_text
+
+    assert [share_text(v) for v in (1.0, 0.996, 0.994, 0.5, 0.004, 0.0, None)] == [
+        "100%", "99%", "99%", "50%", "<1%", "0%", "–"]

@@ -34,7 +34,7 @@ from .auth import client_ip, is_trusted, parse_networks
 from .charts import bar_chart
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-TEMPLATES.env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
+TEMPLATES.env.filters["pct"] = figures.share_text
 TEMPLATES.env.filters["ms"] = lambda v: "–" if v is None else f"{v * 1000:.0f} ms"
 TEMPLATES.env.filters["when"] = lambda v: "–" if not v else time.strftime(
     "%Y-%m-%d %H:%M:%S UTC", time.gmtime(v))  # one zone everywhere, as on the charts
@@ -137,11 +137,16 @@ class Dashboard:
                             status=summary.status_line(requests, totals["pending"], now))
 
     async def quality(self, request: Request) -> Response:
-        window = self._window(request)
-        counters = await self.gateway.counters(time.time() - summary.WINDOWS[window])
-        return self._render(request, "quality.html", window=window,
-                            quality=figures.data_quality(counters),
-                            fields=QUALITY_FIELDS, weights=figures.EMQ_WEIGHTS)
+        window, mode = self._window(request), self._mode(request)
+        now, span = time.time(), summary.WINDOWS[window]
+        both = await self.gateway.counters(now - 2 * span, mode)
+        start = int((now - span) // 60)
+        quality = figures.data_quality([c for c in both if c[0] >= start])
+        before = {q.event: q for q in figures.data_quality([c for c in both if c[0] < start])}
+        return self._render(request, "quality.html", window=window, mode=mode, quality=quality,
+                            before=before, advice=figures.advice_by_key(quality),
+                            fields=QUALITY_FIELDS, weights=figures.EMQ_WEIGHTS,
+                            bands=figures.BANDS)
 
     async def inspector(self, request: Request) -> Response:
         """Every event received (sampled or not, filtered, rejected, copies): the search."""
