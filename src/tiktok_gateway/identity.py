@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import orjson
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberDesc
 
@@ -364,3 +365,58 @@ def scrub_url(url: str, path: str, warnings: list[FieldError]) -> str:
 
 
 _REMOVED = "looks like an email address or phone number: removed, raw personal data is never sent"
+
+
+# --- what is kept of an event refused at ingest ------------------------------------------
+
+MAX_REDACTED_BYTES = 16_384
+MAX_REDACTED_DEPTH = 16
+_DIGIT_RUN = re.compile(r"\+?\d[\d\s().-]{5,}\d")  # seven digits or more, as phones are written
+_IDENTIFYING_KEY = re.compile(r"^(user|traits|ip|ip_?address|user_?agent|ttp|ttclid|"
+                              r"external_?id|user_?id|anonymous_?id|client_?id)$", re.IGNORECASE)
+
+
+def redacted(raw: Any) -> str:
+    """A refused event as it came, for the inspector, with nothing personal in it: the user
+    object and every identifying key emptied (its values' lengths kept, to show what was
+    sent), and any other value that holds an email or a phone number removed. At most
+    MAX_REDACTED_BYTES of JSON."""
+    text = orjson.dumps(_redact(raw, 0)).decode()
+    if len(text) > MAX_REDACTED_BYTES:
+        return text[:MAX_REDACTED_BYTES] + " …(cut)"
+    return text
+
+
+def _redact(value: Any, depth: int) -> Any:
+    if depth > MAX_REDACTED_DEPTH:
+        return "[removed: nested too deep]"
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in list(value.items())[:200]:
+            name = str(key)[:100]
+            if _IDENTIFYING_KEY.match(name):
+                out[name] = _emptied(item, depth)
+            elif looks_personal(name, item):
+                out[name] = "[removed: personal data]"
+            else:
+                out[name] = _redact(item, depth + 1)
+        return out
+    if isinstance(value, list):
+        return [("[removed: personal data]" if looks_personal("", item) else
+                 _redact(item, depth + 1)) for item in value[:200]]
+    if isinstance(value, str):
+        # Stricter than for events sent: a phone number inside free text goes too.
+        return _DIGIT_RUN.sub("[removed]", value[:1000])
+    return value
+
+
+def _emptied(value: Any, depth: int = 0) -> Any:
+    if depth > MAX_REDACTED_DEPTH:
+        return "[removed: nested too deep]"
+    if isinstance(value, dict):
+        return {str(k)[:100]: _emptied(v, depth + 1) for k, v in list(value.items())[:50]}
+    if isinstance(value, list):
+        return [_emptied(v, depth + 1) for v in value[:20]]
+    if value is None or isinstance(value, bool):
+        return value
+    return f"[removed: {len(str(value))} characters]"

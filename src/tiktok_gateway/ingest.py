@@ -22,7 +22,7 @@ from .clock import ReferenceClock
 from .config import DestinationSettings
 from .events import Event
 from .exceptions import DropEvent, FieldError, InvalidEvent, OutboxError
-from .identity import looks_personal
+from .identity import looks_personal, redacted
 from .mapping import PROPERTY_FIELDS, deterministic_event_id
 from .merge import BROWSER
 from .outbox import FILTERED, DroppedEvent, NewEvent, Outbox, RecordReader
@@ -296,7 +296,7 @@ def _rejected_record(raw: Any, name: str, error: FieldError, test: bool,
                           _plain_id(props.get("order_id", fields.get("order_id")), 200))
     reason = f"{error.field}: {error.message}" if error.field else error.message
     return DroppedEvent(time.time(), INGEST, name, event_id, order_id, REJECTED_STATE,
-                        reason[:MAX_REASON], test, context.source)
+                        reason[:MAX_REASON], test, context.source, redacted(raw))
 
 
 def _plain_id(value: Any, limit: int) -> str:

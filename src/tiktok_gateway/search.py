@@ -130,5 +130,8 @@ def _from_copy(copy: CopyRecord) -> dict[str, Any]:
 
 
 def _from_dropped(dropped: DroppedEvent) -> dict[str, Any]:
-    return _item(dropped.event_id, dropped.order_id, dropped.destination, dropped.event_name,
+    item = _item(dropped.event_id, dropped.order_id, dropped.destination, dropped.event_name,
                  dropped.state, dropped.reason, dropped.test, dropped.at, dropped.source)
+    if dropped.payload:  # a rejected event: as received, with nothing personal in it
+        item["received"] = dropped.payload
+    return item

@@ -155,6 +155,9 @@ def test_the_summary_and_the_search_agree_with_what_was_sent(tmp_path: Path,
         assert (consent["state"], consent["reason"]) == ("filtered", "consent")
         [bad] = search(gateway, order_id="bad-1")["events"]
         assert bad["state"] == "rejected" and "properties.currency" in bad["reason"]
+        kept = json.loads(bad["received"])  # as received, with nothing personal in it
+        assert kept["properties"]["currency"] == "EURO" and "bad-1@" not in bad["received"]
+        assert kept["user"]["email"] == "[removed: 17 characters]"
         dead = search(gateway, state="dead", reason="PARTIAL-SUCCESS", limit=1)
         assert dead["total"] == 40 - delivered_live and len(dead["events"]) == 1
         assert search(gateway, q="fig-")["total"] == 43

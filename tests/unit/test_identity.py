@@ -147,3 +147,28 @@ def test_fast_path_agrees_with_phonenumbers_on_every_regions_examples() -> None:
 def test_fast_path_agrees_with_phonenumbers_on_any_digits(number: str) -> None:
     normalise_phone.cache_clear()
     assert normalise_phone(number) == _general_path(number)
+
+
+def test_a_refused_event_is_kept_with_nothing_personal_in_it() -> None:
+    """What the inspector keeps of a rejected event, in the shape Segment sends: identifying
+    keys emptied (their lengths kept), emails and phone numbers elsewhere removed."""
+    import json
+
+    from tiktok_gateway.identity import redacted
+
+    body = {"type": "track", "event": "Order Completed", "userId": "cust-991",
+            "context": {"ip": "203.0.113.9", "userAgent": "Mozilla/5.0",
+                        "traits": {"email": "Jane.Doe@Example.com", "phone": "+1 213 373 4253"},
+                        "page": {"url": "https://shop.example/thanks?email=jane@example.com"}},
+            "properties": {"order_id": "50314b8e", "total": "27.50", "currency": "EURO",
+                           "note": "call me on +1 213 373 4253"}}
+    kept = redacted(body)
+    for raw in ("Jane.Doe", "jane@example.com", "203.0.113.9", "373 4253", "cust-991"):
+        assert raw not in kept, raw
+    parsed = json.loads(kept)
+    assert parsed["properties"]["currency"] == "EURO" and parsed["properties"]["order_id"] == "50314b8e"
+    assert parsed["context"]["traits"]["email"] == "[removed: 20 characters]"
+    deep: dict[str, object] = {"v": "jane@example.com"}
+    for _ in range(40):
+        deep = {"d": deep}
+    assert "jane@" not in redacted({"properties": deep})

@@ -177,7 +177,8 @@ FILTERED, REJECTED = "filtered", "rejected"
 class DroppedEvent:
     """An event received but not queued: a destination's filter dropped it (`filtered`,
     with the filter's reason), or ingest refused it (`rejected`, with the first field at
-    fault). Ids only: nothing personal."""
+    fault). Ids and the reason; a rejected one also keeps a copy with nothing personal in it
+    (`payload`, see identity.redacted)."""
 
     at: float
     destination: str
@@ -188,6 +189,7 @@ class DroppedEvent:
     reason: str
     test: bool
     source: str
+    payload: str = ""
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,8 @@ CREATE TABLE IF NOT EXISTS dropped (
     state       TEXT             NOT NULL,
     reason      TEXT             NOT NULL,
     test        BOOLEAN          NOT NULL,
-    source      TEXT             NOT NULL
+    source      TEXT             NOT NULL,
+    payload     TEXT             NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS dropped_at ON dropped (at);
 
@@ -302,7 +303,7 @@ WHERE (%(event_id)s::text IS NULL OR event_id = %(event_id)s)
 ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: find_dropped
-SELECT at, destination, event_name, event_id, order_id, state, reason, test, source
+SELECT at, destination, event_name, event_id, order_id, state, reason, test, source, payload
 FROM dropped
 WHERE (%(event_id)s::text IS NULL OR event_id = %(event_id)s)
   AND (%(order_id)s::text IS NULL OR order_id = %(order_id)s)
@@ -315,9 +316,10 @@ WHERE (%(event_id)s::text IS NULL OR event_id = %(event_id)s)
 ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: add_dropped
-INSERT INTO dropped (at, destination, event_name, event_id, order_id, state, reason, test, source)
+INSERT INTO dropped (at, destination, event_name, event_id, order_id, state, reason, test, source,
+                     payload)
 VALUES (%(at)s, %(destination)s, %(event_name)s, %(event_id)s, %(order_id)s, %(state)s,
-        %(reason)s, %(test)s, %(source)s);
+        %(reason)s, %(test)s, %(source)s, %(payload)s);
 
 -- name: prune_dropped
 DELETE FROM dropped WHERE at < %(before)s;

@@ -209,8 +209,8 @@ class SQLiteTelemetry:
     async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
         params = {**query.__dict__, "test_only": int(query.test_only)}
         rows = await self._reader.run(lambda c: c.execute(Q["find_dropped"], params).fetchall())
-        return [DroppedEvent(at, dest, event, eid, oid, state, reason, bool(test), source)
-                for at, dest, event, eid, oid, state, reason, test, source in rows]
+        return [DroppedEvent(at, dest, event, eid, oid, state, reason, bool(test), source, body)
+                for at, dest, event, eid, oid, state, reason, test, source, body in rows]
 
     async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]:
         params = {"minute": int(since // 60)}

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS dropped (
     state       TEXT    NOT NULL,
     reason      TEXT    NOT NULL,
     test        INTEGER NOT NULL,
-    source      TEXT    NOT NULL
+    source      TEXT    NOT NULL,
+    payload     TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS dropped_at ON dropped (at);
 CREATE TABLE IF NOT EXISTS copies (
@@ -251,7 +252,7 @@ WHERE (:event_id IS NULL OR event_id = :event_id)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: find_dropped
-SELECT at, destination, event_name, event_id, order_id, state, reason, test, source
+SELECT at, destination, event_name, event_id, order_id, state, reason, test, source, payload
 FROM dropped
 WHERE (:event_id IS NULL OR event_id = :event_id)
   AND (:order_id IS NULL OR order_id = :order_id)
@@ -264,8 +265,10 @@ WHERE (:event_id IS NULL OR event_id = :event_id)
 ORDER BY id DESC LIMIT :limit;
 
 -- name: add_dropped
-INSERT INTO dropped (at, destination, event_name, event_id, order_id, state, reason, test, source)
-VALUES (:at, :destination, :event_name, :event_id, :order_id, :state, :reason, :test, :source);
+INSERT INTO dropped (at, destination, event_name, event_id, order_id, state, reason, test, source,
+                     payload)
+VALUES (:at, :destination, :event_name, :event_id, :order_id, :state, :reason, :test, :source,
+        :payload);
 
 -- name: prune_dropped
 DELETE FROM dropped WHERE at < :before;
