@@ -189,6 +189,9 @@ class Gateway:
         """The shop's true orders against what TikTok got (see gaps.py)."""
         return await gap_report(self._store.records, order_ids, self._store.telemetry)
 
+    async def webhook_orders(self, since: float, limit: int) -> list[str]:
+        return await self._store.records.webhook_orders(since, limit)
+
     async def search(self, query: EventSearch) -> tuple[int, list[dict[str, Any]]]:
         """Every event received that matches, whatever became of it (see search.py)."""
         return await search_events(self._store.records, self._store.telemetry, query)

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -395,6 +396,20 @@ def test_a_refund_after_sending_is_recorded_against_the_order(gateway: Any,
     record_id = listing.split('href="/dashboard/inspector/')[1].split('"')[0]
     page = httpx.get(f"{url}/dashboard/inspector/{record_id}", auth=ADMIN).text
     assert "the order was <b>refunded</b>" in page
+    # The gap report page checks the orders the webhooks reported, without an upload: the
+    # refund after sending, and a test order the destination (without a test code) filtered.
+    assert post_shopify(url, shopify_order(2402, test=True)).status_code == 202
+    gaps = ""
+    for _ in range(30):  # the filtered record is written with the next telemetry flush
+        gaps = httpx.get(f"{url}/dashboard/gaps", auth=ADMIN).text
+        if "2402" in gaps:
+            break
+        time.sleep(0.2)
+    found = re.findall(r'<tr class="gap-order" data-label="[^"]*"><td><bdi>(.*?)</bdi></td>'
+                       r'<td><bdi>(.*?)</bdi></td><td>([^<]*)</td>', gaps)
+    rows = {order: (label, change) for order, label, change in found}
+    assert rows == {"2401": ("delivered", "refunded after sending"),
+                    "2402": ("filtered (test order)", "")}, rows
 
 
 def test_a_browser_key_cannot_claim_an_order_ahead_of_the_webhook(gateway: Any,

@@ -445,3 +445,31 @@ async def test_a_retry_scheduled_past_the_longest_wait_is_due_now(
         assert await store.claim(10, lease=30) == []
     finally:
         await store.close()
+
+
+async def test_every_event_is_found_by_prefix_in_any_case(outbox: Backend) -> None:
+    """Queued events, later copies and filtered or rejected ones are all found by a prefix
+    of their order id or event id, in any case; the orders the webhooks reported are listed,
+    queued or not, the newest first."""
+    from tiktok_gateway.outbox import DroppedEvent
+    from tiktok_gateway.search import EventSearch, search_events
+
+    assert await outbox.put([order_event("Ab-1_CompletePayment", "Ab-1", source="webhook"),
+                             order_event("zz_CompletePayment", "zz")]) == [True, True]
+    await outbox.merge([order_event("Ab-1_CompletePayment", "Ab-1", source="browser")])
+    await asyncio.sleep(0.01)
+    await outbox.telemetry.add({}, [], [
+        DroppedEvent(time.time(), "shop", "CompletePayment", "Ab-2_CompletePayment", "Ab-2",
+                     "filtered", "test order", False, "webhook"),
+        DroppedEvent(time.time(), "(ingest)", "CompletePayment", "", "ab-3", "rejected",
+                     "properties.currency: not ISO 4217", False, "server", '{"x": 1}')])
+    total, found = await search_events(outbox, outbox.telemetry, EventSearch(prefix="aB-"))
+    assert total == 4
+    assert sorted((f["order_id"], f["state"]) for f in found) == [
+        ("Ab-1", "duplicate"), ("Ab-1", "pending"), ("Ab-2", "filtered"), ("ab-3", "rejected")]
+    [rejected] = [f for f in found if f["state"] == "rejected"]
+    assert rejected["received"] == '{"x": 1}'
+    _, by_id = await search_events(outbox, outbox.telemetry, EventSearch(event_id="AB-2"))
+    assert [f["event_id"] for f in by_id] == ["Ab-2_CompletePayment"]
+    assert (await search_events(outbox, outbox.telemetry, EventSearch(prefix="a\x00")))[0] == 0
+    assert await outbox.webhook_orders(time.time() - 60, 10) == ["Ab-2", "Ab-1"]

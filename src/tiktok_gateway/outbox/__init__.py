@@ -355,6 +355,11 @@ class RecordReader(Protocol):
         """Waiting events by (destination, TikTok event, is a test event)."""
         ...
 
+    async def webhook_orders(self, since: float, limit: int) -> list[str]:
+        """The order ids the shop's webhooks reported since a time (queued, filtered or
+        rejected), the most recent first."""
+        ...
+
     async def find_copies(self, query: RecordQuery) -> list[CopyRecord]:
         """Later copies (merged or late duplicates) matching the query's ids, prefix,
         destination and time, newest first."""

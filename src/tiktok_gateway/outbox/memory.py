@@ -254,6 +254,16 @@ class InMemoryOutbox:
     async def pending(self) -> int:
         return sum(1 for record in self.records.values() if record.state == PENDING)
 
+    async def webhook_orders(self, since: float, limit: int) -> list[str]:
+        seen: dict[str, float] = {}
+        for r in self.records.values():
+            if self.sources.get(r.id) == "webhook" and r.order_id and r.created_at >= since:
+                seen[r.order_id] = max(seen.get(r.order_id, 0.0), r.created_at)
+        for d in self._telemetry.dropped_log:
+            if d.source == "webhook" and d.order_id and d.at >= since:
+                seen[d.order_id] = max(seen.get(d.order_id, 0.0), d.at)
+        return sorted(seen, key=lambda o: -seen[o])[:limit]
+
     async def find_copies(self, query: RecordQuery) -> list[CopyRecord]:
         found = [c for c in self.copy_log if query.matches_ids(c.event_id, c.order_id) and all((
             query.event_id is None or c.event_id == query.event_id,

@@ -278,6 +278,11 @@ class PostgresOutbox:
             row = await (await conn.execute(Q["pending"])).fetchone()
         return int(row[0]) if row else 0
 
+    async def webhook_orders(self, since: float, limit: int) -> list[str]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(Q["webhook_orders"], {"since": since, "limit": limit})
+            return [row[0] for row in await cursor.fetchall()]
+
     async def find_copies(self, query: RecordQuery) -> list[CopyRecord]:
         if _holds_nul(*query.__dict__.values()):
             return []

@@ -315,6 +315,16 @@ WHERE (%(event_id)s::text IS NULL OR event_id = %(event_id)s)
   AND (NOT %(test_only)s OR test)
 ORDER BY id DESC LIMIT %(limit)s;
 
+-- name: webhook_orders
+-- The orders the shop's webhooks reported since a time, queued or not, the newest first.
+SELECT order_id FROM (
+    SELECT order_id, created_at AS at FROM outbox
+    WHERE source = 'webhook' AND order_id <> '' AND created_at >= %(since)s
+    UNION ALL
+    SELECT order_id, at FROM dropped
+    WHERE source = 'webhook' AND order_id <> '' AND at >= %(since)s
+) seen GROUP BY order_id ORDER BY MAX(at) DESC LIMIT %(limit)s;
+
 -- name: add_dropped
 INSERT INTO dropped (at, destination, event_name, event_id, order_id, state, reason, test, source,
                      payload)

@@ -445,6 +445,11 @@ class SQLiteOutbox:
     async def pending(self) -> int:
         return int(await self._reader.run(lambda conn: conn.execute(Q["pending"]).fetchone()[0]))
 
+    async def webhook_orders(self, since: float, limit: int) -> list[str]:
+        params = {"since": since, "limit": limit}
+        rows = await self._reader.run(lambda c: c.execute(Q["webhook_orders"], params).fetchall())
+        return [row[0] for row in rows]
+
     async def find_copies(self, query: RecordQuery) -> list[CopyRecord]:
         rows = await self._reader.run(
             lambda conn: conn.execute(Q["find_copies"], query.__dict__).fetchall())

@@ -264,6 +264,16 @@ WHERE (:event_id IS NULL OR event_id = :event_id)
   AND (:test_only = 0 OR test = 1)
 ORDER BY id DESC LIMIT :limit;
 
+-- name: webhook_orders
+-- The orders the shop's webhooks reported since a time, queued or not, the newest first.
+SELECT order_id FROM (
+    SELECT order_id, created_at AS at FROM outbox
+    WHERE source = 'webhook' AND order_id != '' AND created_at >= :since
+    UNION ALL
+    SELECT order_id, at FROM dropped
+    WHERE source = 'webhook' AND order_id != '' AND at >= :since
+) GROUP BY order_id ORDER BY MAX(at) DESC LIMIT :limit;
+
 -- name: add_dropped
 INSERT INTO dropped (at, destination, event_name, event_id, order_id, state, reason, test, source,
                      payload)

@@ -42,6 +42,7 @@ TEMPLATES.env.filters["pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii
 Handler = Callable[[Request], Awaitable[Response]]
 STATES = ("pending", "sent", "dead")
 MAX_RECORD_ID = 2**63 - 1  # the largest id a database column holds
+WEBHOOK_ORDERS_SHOWN = 2000  # orders the gap report page checks without an upload
 MAX_ORDERS_UPLOAD = 5_000_000  # bytes of an uploaded orders CSV
 SHOWN_DEAD = 500  # dead letters listed on a page (all are counted and grouped)
 
@@ -122,6 +123,13 @@ class Dashboard:
                                     summary.WINDOWS[window], summary.BUCKETS[window])
         figures_now = await self.gateway.summary(window, mode)
         totals = _totals(figures_now)
+        # Each TikTok event's received count in the window before, for the trend column.
+        earlier = await self.gateway.counters(since - summary.WINDOWS[window], mode)
+        start = int(since // 60)
+        before: dict[tuple[str, str], int] = {}
+        for minute, dest, event, name, value in earlier:
+            if minute < start and name == "received":
+                before[(dest, event)] = before.get((dest, event), 0) + value
         charts = {h.destination: (
             bar_chart([b.start for b in h.series], [b.requests - b.failed for b in h.series],
                       [b.failed for b in h.series], title=f"requests to TikTok, {h.destination}"),
@@ -132,7 +140,7 @@ class Dashboard:
         refresh = request.query_params.get("refresh", "30")
         return self._render(request, "overview.html", window=window, mode=mode, health=health,
                             charts=charts, backlog=backlog, oldest=oldest, totals=totals,
-                            summary=figures_now, since=since,
+                            summary=figures_now, since=since, before=before,
                             refresh=int(refresh) if refresh in ("0", "10", "30", "60") else 30,
                             status=summary.status_line(requests, totals["pending"], now))
 
@@ -200,8 +208,13 @@ class Dashboard:
 
     async def gaps(self, request: Request) -> Response:
         """The gap report for orders uploaded as a CSV (or pasted, one id a line)."""
-        if request.method == "GET":
-            return self._render(request, "gaps.html", report=None, error=None)
+        if request.method == "GET":  # the orders the webhooks reported in the window
+            window = self._window(request, "7d")
+            seen = await self.gateway.webhook_orders(time.time() - summary.WINDOWS[window],
+                                                     WEBHOOK_ORDERS_SHOWN)
+            report = await self.gateway.gap_report(seen) if seen else None
+            return self._render(request, "gaps.html", report=report, error=None,
+                                window=window, from_webhooks=True)
         peer = request.client.host if request.client else ""
         if not await self.auth.csrf_ok(request, behind_tls_proxy=is_trusted(peer, self.trusted)):
             return Response("missing or wrong CSRF token", 403)
@@ -219,7 +232,8 @@ class Dashboard:
         except ValueError as exc:
             return self._render(request, "gaps.html", report=None, error=str(exc))
         report = await self.gateway.gap_report(order_ids)
-        return self._render(request, "gaps.html", report=report, error=None)
+        return self._render(request, "gaps.html", report=report, error=None,
+                            from_webhooks=False)
 
     async def dead_letters(self, request: Request) -> Response:
         """Dead letters grouped by cause, then each, the most recent first."""
