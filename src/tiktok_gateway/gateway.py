@@ -179,10 +179,16 @@ class Gateway:
     async def summary(self, window: str, mode: str) -> dict[str, Any]:
         """The headline figures of one window (see summary.py)."""
         end = time.time()
-        start = end - summary.WINDOWS[window]
+        return await self.summary_between(end - summary.WINDOWS[window], end, mode)
+
+    async def summary_between(self, start: float, end: float, mode: str) -> dict[str, Any]:
+        """The headline figures from `start` to `end` (Unix seconds)."""
+        last_minute = int(end // 60)
+        counters = [c for c in await self.counters(start, mode) if c[0] <= last_minute]
+        requests = [r for r in await self._store.telemetry.requests(
+            start, limit=SUMMARY_REQUESTS) if r.at <= end]
         return summary.summary(
-            [d.settings.name for d in self.destinations], await self.counters(start, mode),
-            await self._store.telemetry.requests(start, limit=SUMMARY_REQUESTS),
+            [d.settings.name for d in self.destinations], counters, requests,
             await self._store.records.pending_by_event(), summary.Window(start, end), mode)
 
     async def gap_report(self, order_ids: list[str]) -> GapReport:

@@ -41,6 +41,7 @@ class EventSearch:
     reason: str | None = None  # a part of the reason, in any case
     destination: str | None = None
     event_name: str | None = None  # a TikTok event name, in any case
+    code: int | None = None  # TikTok's code in its last answer
     mode: str = "all"  # live, test or all
     since: float | None = None
     limit: int = 100
@@ -60,6 +61,8 @@ class EventSearch:
         if self.reason is not None and self.reason.lower() not in (item["reason"] or "").lower():
             return False
         if self.event_name is not None and item["event"].lower() != self.event_name.lower():
+            return False
+        if self.code is not None and item["tiktok"]["code"] != self.code:
             return False
         return self.mode == "all" or item["test"] == (self.mode == "test")
 

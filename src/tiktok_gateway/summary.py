@@ -12,6 +12,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from . import causes
@@ -28,10 +29,8 @@ from .telemetry import (
 
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
            "30d": 30 * 86400, "90d": 90 * 86400}
-# Chart buckets that fit each window: 15 to 90 bars.
-BUCKETS = {"15m": 60, "1h": 60, "6h": 600, "24h": 1800, "7d": 6 * 3600, "30d": 86400,
-           "90d": 86400}
 MODES = ("live", "test", "all")
+MAX_RANGE = 90 * 86400  # counters are kept this long
 SUCCEEDED = ("delivered", "partial")
 
 
@@ -39,6 +38,39 @@ SUCCEEDED = ("delivered", "partial")
 class Window:
     start: float
     end: float
+
+
+def custom_range(start: str | None, end: str | None, now: float) -> tuple[float, float] | None:
+    """A range from the page's `from` and `to` (UTC, `2026-12-01` or `2026-12-01T18:30`),
+    or None when neither is given. Raises ValueError saying what is wrong."""
+    if not start and not end:
+        return None
+    begin = _utc(start, "from") if start else now - 86400
+    finish = _utc(end, "to") if end else now
+    if len(end or "") == 10:
+        finish += 86400  # a day given alone runs to its end
+    finish = min(finish, now)
+    if begin >= finish:
+        raise ValueError("from must be before to (and before now)")
+    if finish - begin > MAX_RANGE or begin < now - MAX_RANGE - 86400:
+        raise ValueError("the range must lie within the last 90 days (counters are kept 90 days)")
+    return begin, finish
+
+
+def _utc(text: str, name: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text[:16])
+    except ValueError:
+        raise ValueError(f"{name} must be a UTC date or time: 2026-12-01 or 2026-12-01T18:30") from None
+    return parsed.replace(tzinfo=UTC).timestamp()
+
+
+def bucket_for(span: float) -> int:
+    """Chart buckets for a span: the smallest of the usual steps that gives at most 96 bars."""
+    for step in (60, 300, 600, 1800, 3600, 6 * 3600, 86400):
+        if span / step <= 96:
+            return step
+    return 86400
 
 
 def in_mode(test: bool, mode: str) -> bool:

@@ -161,6 +161,8 @@ def test_the_summary_and_the_search_agree_with_what_was_sent(tmp_path: Path,
         dead = search(gateway, state="dead", reason="PARTIAL-SUCCESS", limit=1)
         assert dead["total"] == 40 - delivered_live and len(dead["events"]) == 1
         assert search(gateway, q="fig-")["total"] == 43
+        assert search(gateway, q="fig-", code=20001, state="dead")["total"] == 40 - delivered_live
+        assert search(gateway, q="fig-", event="completepayment", state="duplicate")["total"] == 3
         assert search(gateway, order_id=HOSTILE)["events"][0]["order_id"] == HOSTILE
         assert search(gateway, q="TEST-", mode="test")["total"] == 5
         assert search(gateway, q="TEST-", mode="live")["total"] == 0
@@ -184,6 +186,13 @@ def test_the_summary_and_the_search_agree_with_what_was_sent(tmp_path: Path,
         assert labels["Bad-0"].startswith("rejected (properties.currency")
         assert labels["Fig-25"] in ("delivered", "dead (event rejected by the sandbox's "
                                                  "partial-success fault)")
+        with httpx.Client(base_url=gateway.url, auth=ADMIN) as browser:
+            form = browser.get("/dashboard/gaps").text
+            csrf = form.split('name="csrf" value="')[1].split('"')[0]
+            exported = browser.post("/dashboard/gaps", data={"csrf": csrf, "format": "csv"},
+                                    files={"orders": ("orders.csv", csv_text, "text/csv")})
+        assert exported.headers["content-type"].startswith("text/csv")
+        assert "Consent-1,filtered (consent)," in exported.text
         orders_file = tmp_path / "orders.csv"
         orders_file.write_text(csv_text)
         report = subprocess.run([sys.executable, "-m", "tiktok_gateway", "report", "--config",

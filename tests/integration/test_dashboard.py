@@ -33,6 +33,10 @@ def page(url: str, path: str) -> str:
     return response.text
 
 
+def page_json(url: str, path: str) -> Any:
+    return json.loads(page(url, path))
+
+
 def cell(html: str, event: str, field: str) -> str:
     row = re.search(rf'<tr data-event="{event}">(.*?)</tr>', html, re.S)
     assert row, f"no row for {event}"
@@ -89,6 +93,11 @@ def test_data_quality_figures(make_gateway: Callable[..., str]) -> None:
     html = page(url, "/dashboard/quality")
     row = re.search(r'<tr data-event="ViewContent">(.*?)</tr>', html, re.S)
     assert row and "1 invalid" in row.group(1) and cell(html, "ViewContent", "email") == "0%"
+    exported = page(url, "/dashboard/quality?format=csv").splitlines()
+    assert exported[0].startswith("event,events,email,phone") and len(exported) == 4
+    [purchases] = [r for r in page_json(url, "/dashboard/quality?format=json")["events"]
+                   if r["event"] == "CompletePayment"]
+    assert purchases["email"] == 0.75 and purchases["band"] == "poor"
     assert "AddToCart" in page(url, "/dashboard/quality?mode=live")
     assert "AddToCart" not in page(url, "/dashboard/quality?mode=test")
 
@@ -108,6 +117,14 @@ def test_tag_health_figures(make_gateway: Callable[..., str], sandbox_url: str) 
     errors = re.search(r'<table class="errors">(.*?)</table>', html, re.S)
     assert errors and "40100" in errors.group(1)
     assert re.search(r'class="n success-rate (ok|bad)">\d+%', html)
+    # A custom range (UTC, as the page's inputs send it) counts the same traffic; an empty
+    # or backwards one is refused with the reason.
+    hour_ago = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() - 3600))
+    assert 'id="received">8<' in page(url, f"/dashboard?from={hour_ago}")
+    long_ago = time.strftime("%Y-%m-%dT%H:%M", time.gmtime(time.time() - 7200))
+    assert 'id="received">0<' in page(url, f"/dashboard?from={long_ago}&to={hour_ago}")
+    backwards = httpx.get(f"{url}/dashboard?from={hour_ago}&to={long_ago}", auth=ADMIN)
+    assert backwards.status_code == 400 and "from must be before to" in backwards.text
 
 
 def test_inspector_shows_in_out_and_answer(make_gateway: Callable[..., str]) -> None:

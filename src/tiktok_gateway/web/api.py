@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -57,8 +58,11 @@ def _event_search(request: Request) -> EventSearch:
     state = _text(request, "state")
     if state is not None and state not in STATES:
         raise BadParameter(f"state must be one of {', '.join(STATES)}")
+    code = _number(request, "code", upper=99_999)
     return EventSearch(order_id=text["order_id"], event_id=text["event_id"], prefix=text["q"],
                        state=state, reason=text["reason"], destination=text["destination"],
+                       event_name=_text(request, "event"),
+                       code=None if code is None else int(code),
                        mode=_choice(request, "mode", summary.MODES, "all"),
                        since=_number(request, "since"),
                        limit=int(_number(request, "limit", 100, upper=MAX_LIMIT)))
@@ -95,16 +99,24 @@ def _number(request: Request, name: str, default: float | None = None, *,
 
 
 def _csv(events: list[dict[str, Any]]) -> str:
+    return csv_text(CSV_COLUMNS, ([
+        e["received_at"], e["destination"], e["event"], e["event_id"], e["order_id"],
+        e["state"], e["reason"], e["test"], e["source"], e["tiktok"]["code"],
+        e["tiktok"]["message"], e["tiktok"]["request_id"]] for e in events))
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A table as CSV, safe to open in a spreadsheet."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for e in events:
-        tiktok = e["tiktok"]
-        writer.writerow([_cell(v) for v in (
-            e["received_at"], e["destination"], e["event"], e["event_id"], e["order_id"],
-            e["state"], e["reason"], e["test"], e["source"], tiktok["code"], tiktok["message"],
-            tiktok["request_id"])])
+    writer.writerow(columns)
+    writer.writerows([_cell(v) for v in row] for row in rows)
     return out.getvalue()
+
+
+def csv_response(columns: Sequence[str], rows: Iterable[Sequence[Any]], name: str) -> Response:
+    return Response(csv_text(columns, rows), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
 def _cell(value: Any) -> Any:

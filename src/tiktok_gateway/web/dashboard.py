@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -26,10 +26,10 @@ from ..gateway import Gateway
 from ..outbox import OutboxRecord, RecordQuery
 from ..search import STATES as SEARCH_STATES
 from ..search import EventSearch
-from ..telemetry import QUALITY_FIELDS
+from ..telemetry import QUALITY_FIELDS, USER_FIELDS
 from ..tiktok.lint import lint_event
 from .admin import AdminAuth
-from .api import DashboardAPI
+from .api import DashboardAPI, csv_response
 from .auth import client_ip, is_trusted, parse_networks
 from .charts import bar_chart
 
@@ -114,17 +114,27 @@ class Dashboard:
     async def overview(self, request: Request) -> Response:
         window, mode = self._window(request), self._mode(request)
         now = time.time()
-        since = now - summary.WINDOWS[window]
-        counters = await self.gateway.counters(since, mode)
+        try:
+            custom = summary.custom_range(request.query_params.get("from"),
+                                          request.query_params.get("to"), now)
+        except ValueError as exc:
+            return Response(str(exc), 400)
+        since, until = custom or (now - summary.WINDOWS[window], now)
+        span = until - since
+        step = summary.bucket_for(span)
+        last_minute = int(until // 60)
+        counters = [c for c in await self.gateway.counters(since, mode) if c[0] <= last_minute]
         backlog = await self.gateway.backlog()
-        requests = [r for r in await self.gateway.requests(since) if summary.in_mode(r.test, mode)]
+        requests = [r for r in await self.gateway.requests(since)
+                    if summary.in_mode(r.test, mode) and r.at <= until]
         health = figures.tag_health([d.name for d in self.gateway.destinations], counters,
-                                    requests, backlog,
-                                    summary.WINDOWS[window], summary.BUCKETS[window])
-        figures_now = await self.gateway.summary(window, mode)
+                                    requests, backlog, span, step, now=until)
+        figures_now = await self.gateway.summary_between(since, until, mode)
         totals = _totals(figures_now)
+        if custom:
+            window = "custom"
         # Each TikTok event's received count in the window before, for the trend column.
-        earlier = await self.gateway.counters(since - summary.WINDOWS[window], mode)
+        earlier = await self.gateway.counters(since - span, mode)
         start = int(since // 60)
         before: dict[tuple[str, str], int] = {}
         for minute, dest, event, name, value in earlier:
@@ -139,6 +149,7 @@ class Dashboard:
         oldest = now - backlog.oldest_pending_at if backlog.oldest_pending_at else None
         refresh = request.query_params.get("refresh", "30")
         return self._render(request, "overview.html", window=window, mode=mode, health=health,
+                            custom=custom,
                             charts=charts, backlog=backlog, oldest=oldest, totals=totals,
                             summary=figures_now, since=since, before=before,
                             refresh=int(refresh) if refresh in ("0", "10", "30", "60") else 30,
@@ -151,6 +162,18 @@ class Dashboard:
         start = int((now - span) // 60)
         quality = figures.data_quality([c for c in both if c[0] >= start])
         before = {q.event: q for q in figures.data_quality([c for c in both if c[0] < start])}
+        export = request.query_params.get("format")
+        if export in ("csv", "json"):
+            columns = ["event", "events", *QUALITY_FIELDS,
+                       *(f"{f}_invalid" for f in QUALITY_FIELDS if f in USER_FIELDS),
+                       "shared_event_id", "match_quality_estimate", "band"]
+            rows = [[q.event, q.received, *(round(q.share(f), 4) for f in QUALITY_FIELDS),
+                     *(q.invalid(f) for f in QUALITY_FIELDS if f in USER_FIELDS),
+                     round(q.shared_id_share, 4), q.match_quality, q.band] for q in quality]
+            if export == "csv":
+                return csv_response(columns, rows, "data-quality")
+            return JSONResponse({"window": window, "mode": mode,
+                                 "events": [dict(zip(columns, r, strict=True)) for r in rows]})
         return self._render(request, "quality.html", window=window, mode=mode, quality=quality,
                             before=before, advice=figures.advice_by_key(quality),
                             fields=QUALITY_FIELDS, weights=figures.EMQ_WEIGHTS,
@@ -167,6 +190,7 @@ class Dashboard:
             order_id=text["order_id"], event_id=text["event_id"], prefix=text["q"],
             event_name=text["event"], state=state if state in SEARCH_STATES else None,
             reason=text["reason"], mode=mode, limit=200,
+            code=int(q["code"]) if (q.get("code") or "").isdigit() and len(q["code"]) <= 5 else None,
             since=time.time() - summary.WINDOWS[window])
         total, records = await self.gateway.search(query)
         return self._render(request, "inspector.html", records=records, total=total, q=q,
@@ -213,6 +237,8 @@ class Dashboard:
             seen = await self.gateway.webhook_orders(time.time() - summary.WINDOWS[window],
                                                      WEBHOOK_ORDERS_SHOWN)
             report = await self.gateway.gap_report(seen) if seen else None
+            if request.query_params.get("format") == "csv":
+                return _gap_csv(report or gaps.GapReport())
             return self._render(request, "gaps.html", report=report, error=None,
                                 window=window, from_webhooks=True)
         peer = request.client.host if request.client else ""
@@ -232,6 +258,8 @@ class Dashboard:
         except ValueError as exc:
             return self._render(request, "gaps.html", report=None, error=str(exc))
         report = await self.gateway.gap_report(order_ids)
+        if form.get("format") == "csv":
+            return _gap_csv(report)
         return self._render(request, "gaps.html", report=report, error=None,
                             from_webhooks=False)
 
@@ -266,6 +294,12 @@ class Dashboard:
             ids = [r.id for r in chosen]
         count, refused = await self.gateway.replay(ids)
         return RedirectResponse(f"/dashboard/dead-letters?replayed={count}&refused={refused}", 303)
+
+
+def _gap_csv(report: gaps.GapReport) -> Response:
+    return csv_response(("order_id", "label", "changed since"), (
+        (order, label, report.changed.get(order, "")) for order, label in report.labels.items()),
+        "gap-report")
 
 
 def _dead_cause(record: OutboxRecord) -> str:
