@@ -37,6 +37,7 @@ from .telemetry import (
     CounterBatch,
     Telemetry,
     filtered,
+    from_source,
     invalid,
     rejected,
 )
@@ -271,11 +272,15 @@ class Ingest:
             inbound = orjson.dumps(hashed_inbound(item)).decode() if sampled else None
         except TypeError:  # orjson writes at most 255 levels of nesting
             raise InvalidEvent([FieldError("properties", "nested more than 255 levels deep")]) from None
-        counts.received(dest.name, item.name, item.data, shared_id, test=bool(code))
+        counts.received(dest.name, item.name, item.data, shared_id, test=bool(code),
+                        source=context.source)
         if item.warnings:  # values the gateway dropped (user.email, user.phone.1), per field
             dropped = {w.field.split(".")[1] for w in item.warnings if w.field.startswith("user.")}
             for field in dropped.intersection(USER_FIELDS):
                 counts.add(dest.name, item.name, invalid(field), test=bool(code))
+                if context.source:
+                    counts.add(dest.name, item.name,
+                               from_source(context.source, invalid(field)), test=bool(code))
         delay = 0.0
         if item.name in PURCHASE_EVENTS:
             delay = self._browser_wait if context.source == BROWSER else self._merge_window

@@ -45,7 +45,9 @@ QUALITY_FIELDS = (*USER_FIELDS, *PROPERTY_FIELDS)
 # Counter names. Presence counters are `presence(field)`; filters are `filtered(reason)`.
 RECEIVED, DUPLICATE, DELIVERED, RETRIED, DEAD, REJECTED = (
     "received", "duplicate", "delivered", "retried", "dead", "rejected")
-_PRESENCE, _FILTERED, _REJECTED, _INVALID = "has:", "filtered:", "rejected:", "invalid:"
+_PRESENCE, _FILTERED, _REJECTED, _INVALID, _FROM = (
+    "has:", "filtered:", "rejected:", "invalid:", "from:")
+SOURCES = ("server", "browser", "webhook", "ga4")  # what RequestContext.source can be
 INGEST = "(ingest)"  # the destination of counters of events refused before routing
 
 
@@ -70,6 +72,21 @@ def is_filtered(counter: str) -> bool:
 
 def filtered_reason(counter: str) -> str | None:
     return counter[len(_FILTERED):] if counter.startswith(_FILTERED) else None
+
+
+def from_source(source: str, counter: str) -> str:
+    """A quality counter of the events from one source (the gateway's own names only)."""
+    return f"{_FROM}{source}|{counter}"
+
+
+def of_source(counters: Sequence[tuple[int, str, str, str, int]],
+              source: str | None) -> list[tuple[int, str, str, str, int]]:
+    """Counter rows of one source under their plain names; without a source, the rows of
+    every source (the per-source copies left out)."""
+    if source is None:
+        return [c for c in counters if not c[3].startswith(_FROM)]
+    prefix = f"{_FROM}{source}|"
+    return [(m, d, e, n[len(prefix):], v) for m, d, e, n, v in counters if n.startswith(prefix)]
 
 
 def invalid(field: str) -> str:
@@ -151,16 +168,18 @@ class CounterBatch:
         self._counts: dict[CounterKey, int] = {}
         # Received events by the set of counters they add to: the events of one request
         # mostly carry the same fields, so each costs one addition rather than a dozen.
-        self._received: dict[tuple[str, str, tuple[str, ...], bool], int] = {}
+        self._received: dict[tuple[str, str, tuple[str, ...], bool, str], int] = {}
         self._minute = int(time.time() // 60)
 
     @property
     def counts(self) -> dict[CounterKey, int]:
         if self._received:
             received, self._received = self._received, {}
-            for (destination, event, names, test), n in received.items():
+            for (destination, event, names, test, source), n in received.items():
                 for name in names:
                     self.add(destination, event, name, n, test=test)
+                    if source:  # the quality counters again, per source, for its filter
+                        self.add(destination, event, from_source(source, name), n, test=test)
         return self._counts
 
     def add(self, destination: str, event: str, name: str, n: int = 1, *,
@@ -169,9 +188,10 @@ class CounterBatch:
         self._counts[key] = self._counts.get(key, 0) + n
 
     def received(self, destination: str, event: str, data: dict[str, Any],
-                 shared_id: bool, *, test: bool = False) -> None:
-        """An event routed to a destination: count it and the fields it carries."""
-        key = (destination, event, received_counters(data, shared_id), test)
+                 shared_id: bool, *, test: bool = False, source: str = "") -> None:
+        """An event routed to a destination: count it and the fields it carries (also under
+        its source: server, browser, webhook or ga4)."""
+        key = (destination, event, received_counters(data, shared_id), test, source)
         self._received[key] = self._received.get(key, 0) + 1
 
 
@@ -197,7 +217,7 @@ class Telemetry:
         for (_minute, destination, event, name), n in batch.counts.items():
             name = name.removeprefix(TEST_COUNTER)  # Prometheus: test and live together
             # inline: ten counters an event, on ingest
-            if not name.startswith(_PRESENCE) and not name.startswith(_INVALID):
+            if not name.startswith((_PRESENCE, _INVALID, _FROM)):
                 self._event_counter(destination, event, name).inc(n)
 
     def _event_counter(self, destination: str, event: str, name: str) -> Any:

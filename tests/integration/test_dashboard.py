@@ -99,6 +99,11 @@ def test_data_quality_figures(make_gateway: Callable[..., str]) -> None:
                    if r["event"] == "CompletePayment"]
     assert purchases["email"] == 0.75 and purchases["band"] == "poor"
     assert "AddToCart" in page(url, "/dashboard/quality?mode=live")
+    # By source: all of it came with the server key; nothing from a browser.
+    by_server = page(url, "/dashboard/quality?source=server")
+    assert cell(by_server, "CompletePayment", "email") == "75%"
+    assert 'data-invalid="email"' in by_server
+    assert "No events in this window." in page(url, "/dashboard/quality?source=browser")
     assert "AddToCart" not in page(url, "/dashboard/quality?mode=test")
 
 

@@ -26,7 +26,7 @@ from ..gateway import Gateway
 from ..outbox import OutboxRecord, RecordQuery
 from ..search import STATES as SEARCH_STATES
 from ..search import EventSearch
-from ..telemetry import QUALITY_FIELDS, USER_FIELDS
+from ..telemetry import QUALITY_FIELDS, SOURCES, USER_FIELDS, of_source
 from ..tiktok.lint import lint_event
 from .admin import AdminAuth
 from .api import DashboardAPI, csv_response
@@ -157,8 +157,10 @@ class Dashboard:
 
     async def quality(self, request: Request) -> Response:
         window, mode = self._window(request), self._mode(request)
+        source = request.query_params.get("source")
+        source = source if source in SOURCES else None
         now, span = time.time(), summary.WINDOWS[window]
-        both = await self.gateway.counters(now - 2 * span, mode)
+        both = of_source(await self.gateway.counters(now - 2 * span, mode), source)
         start = int((now - span) // 60)
         quality = figures.data_quality([c for c in both if c[0] >= start])
         before = {q.event: q for q in figures.data_quality([c for c in both if c[0] < start])}
@@ -172,12 +174,12 @@ class Dashboard:
                      round(q.shared_id_share, 4), q.match_quality, q.band] for q in quality]
             if export == "csv":
                 return csv_response(columns, rows, "data-quality")
-            return JSONResponse({"window": window, "mode": mode,
+            return JSONResponse({"window": window, "mode": mode, "source": source,
                                  "events": [dict(zip(columns, r, strict=True)) for r in rows]})
         return self._render(request, "quality.html", window=window, mode=mode, quality=quality,
                             before=before, advice=figures.advice_by_key(quality),
                             fields=QUALITY_FIELDS, weights=figures.EMQ_WEIGHTS,
-                            bands=figures.BANDS)
+                            bands=figures.BANDS, source=source, sources=SOURCES)
 
     async def inspector(self, request: Request) -> Response:
         """Every event received (sampled or not, filtered, rejected, copies): the search."""
