@@ -77,6 +77,26 @@ def test_doctor_warns_about_custom_event_name_targets(tmp_path: Path) -> None:
     assert "download" not in out.replace("Download", "")
 
 
+def test_doctor_prints_config_table_names_as_written(tmp_path: Path) -> None:
+    """`[[keys]]` and `[[destinations]]` in doctor's findings are text, not terminal markup."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[tiktok]\nbase_url = "http://127.0.0.1:9"\n')
+    result = run("doctor", "--config", str(config))
+    assert result.returncode == 1
+    assert "no [[destinations]]: nothing would be delivered" in result.stdout
+    assert "no [[keys]]: nobody can post events" in result.stdout
+
+
+def test_replay_names_a_destination_that_does_not_exist(tmp_path: Path) -> None:
+    """`replay --destination nosuch` says so instead of queuing nothing in silence."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[storage]\nurl = "sqlite:///{tmp_path}/g.db"\n[[destinations]]\n'
+                      'name = "shop"\npixel_id = "C0EXAMPLE0PIXEL00009"\naccess_token = "t"\n')
+    result = run("replay", "--config", str(config), "--destination", "nosuch")
+    assert result.returncode == 2
+    assert "no destination 'nosuch' in the config (there are: shop)" in result.stderr
+
+
 def test_malformed_json_is_a_clear_error() -> None:
     """Broken JSON exits 2 and says where."""
     result = run("transform", stdin='{"event": ')

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .. import __version__
 from ..config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings, resolve_secret
@@ -37,7 +38,7 @@ ConfigOption = Annotated[
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -236,6 +237,10 @@ def replay(
         since_ts = parse_since(since) if since else None
     except ValueError as exc:
         raise fail(str(exc)) from None
+    names = [d.name for d in settings.destinations]
+    if destination is not None and destination not in names:
+        raise fail(f"no destination {destination!r} in the config (there are: "
+                   f"{', '.join(names) or 'none'})")
 
     async def run() -> int:
         store = open_store(settings.storage.url, StoreOptions(owner=False))
@@ -385,7 +390,9 @@ def doctor(config: ConfigOption = None) -> None:
     console = Console()
     styles = {"ok": "green", "warn": "yellow", "error": "red"}
     for level, message in findings:
-        console.print(f"[{styles[level]}]{level:>5}[/{styles[level]}]  {message}", highlight=False)
+        # The message is text, not markup: "[[keys]]" must print as written.
+        console.print(f"[{styles[level]}]{level:>5}[/{styles[level]}]  {escape(message)}",
+                      highlight=False)
     raise typer.Exit(1 if any(level == "error" for level, _ in findings) else 0)
 
 
