@@ -228,9 +228,7 @@ class Gateway:
             found = [await self._store.records.get(i) for i in ids]
             dead = [r for r in found if r is not None and r.state == DEAD]
         policy, clock = self._dispatcher.policy, self._dispatcher.clock
-        # Young enough to arrive: an hour's margin for the queue and a retry or two.
-        young = [r.id for r in dead
-                 if not policy.expired(r.event_time - clock.offset, time.time() + 3600)]
+        young = [r.id for r in dead if policy.replayable(r.event_time - clock.offset, time.time())]
         count = await self._store.outbox.replay(ids=young) if young else 0
         self._dispatcher.notify()
         return count, len(dead) - len(young)

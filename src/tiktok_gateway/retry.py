@@ -44,6 +44,9 @@ class RetryDecision:
         return self.retry_at is None
 
 
+REPLAY_MARGIN = 3600.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Args:
@@ -108,3 +111,8 @@ class RetryPolicy:
     def expired(self, event_time: float, at: float) -> bool:
         """Whether an event sent at `at` would be older than TikTok accepts."""
         return at > event_time + self.max_event_age
+
+    def replayable(self, event_time: float, now: float) -> bool:
+        """Whether a dead letter queued again now would still arrive young enough: an hour's
+        margin for the queue and a retry or two."""
+        return not self.expired(event_time, now + REPLAY_MARGIN)

@@ -227,8 +227,11 @@ def replay(
 ) -> None:
     """Queue dead-lettered events again, after fixing what TikTok rejected."""
     import asyncio
+    import time
 
-    from ..outbox import StoreOptions, open_store
+    from ..gateway import MAX_REPLAY
+    from ..outbox import DEAD, RecordQuery, StoreOptions, open_store
+    from ..retry import RetryPolicy
     from ..timeparse import parse_since
 
     settings = load_config(config)
@@ -242,15 +245,26 @@ def replay(
         raise fail(f"no destination {destination!r} in the config (there are: "
                    f"{', '.join(names) or 'none'})")
 
-    async def run() -> int:
+    # Ingest's age rule holds: an event TikTok would refuse as too old (within the hour) stays.
+    policy = RetryPolicy(max_event_age=settings.delivery.max_event_age_days * 86400)
+
+    async def run() -> tuple[int, int]:
         store = open_store(settings.storage.url, StoreOptions(owner=False))
         try:
-            return await store.outbox.replay(destination=destination, since=since_ts)
+            dead = await store.records.find(RecordQuery(state=DEAD, destination=destination,
+                                                        limit=MAX_REPLAY))
+            chosen = [r for r in dead if since_ts is None or (r.finished_at or 0) >= since_ts]
+            young = [r.id for r in chosen if policy.replayable(r.event_time, time.time())]
+            count = await store.outbox.replay(ids=young) if young else 0
+            return count, len(chosen) - len(young)
         finally:
             await store.close()
 
-    count = asyncio.run(run())
+    count, too_old = asyncio.run(run())
     typer.echo(f"Queued {count} dead-lettered event(s) for delivery again.")
+    if too_old:
+        typer.echo(f"{too_old} not replayed: older than TikTok accepts "
+                   "(delivery.max_event_age_days).")
 
 
 @app.command()
