@@ -120,3 +120,45 @@ def test_consent_flag(make_gateway: Callable[..., str], sandbox_url: str,
     time.sleep(0.5)
     events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
     assert [e["event_id"] for e in events] == ["after-consent"]
+
+
+ASYNC_PAGE = """<!doctype html><html><head>
+<script>window.ttgw = window.ttgw || {q: [], track: function () { window.ttgw.q.push(arguments); }};</script>
+<script src="{gateway}/tt.js" data-key="{key}" async></script></head><body>
+<script>
+  // Runs before the async snippet has loaded: the stub queues the call.
+  ttgw.track("purchase", {order_id: "Q-1", value: 5, currency: "USD"});
+</script></body></html>"""
+
+
+def test_a_call_made_before_the_async_snippet_loads_is_queued(
+        make_gateway: Callable[..., str], sandbox_url: str, chromium_path: str) -> None:
+    """The documented stub: with `async`, an inline ttgw.track before tt.js has loaded is
+    kept in `ttgw.q` and sent once it loads, not lost to "ttgw is not defined"."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+    def page_html(request: Any) -> HTMLResponse:
+        return HTMLResponse(ASYNC_PAGE.replace("{gateway}", request.app.state.gateway)
+                            .replace("{key}", BROWSER_KEY))
+
+    shop_app = Starlette(routes=[Route("/", page_html)])
+    with serve_in_thread(shop_app) as shop_url:
+        shop_app.state.gateway = make_gateway(keys=[
+            {"name": "web", "secret": BROWSER_KEY, "kind": "browser",
+             "allowed_origins": [shop_url]}])
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(shop_url)
+            page.wait_for_function("window.ttgw && window.ttgw.version === '1'")
+            page.wait_for_timeout(500)
+            browser.close()
+    assert errors == []
+    deadline = time.time() + 10
+    events: list[dict[str, Any]] = []
+    while not events and time.time() < deadline:
+        events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
+        time.sleep(0.1)
+    assert [e["event_id"] for e in events] == ["Q-1_CompletePayment"]
