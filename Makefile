@@ -10,9 +10,12 @@ PYTEST_ARGS ?=
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@echo "Installing tiktok-gateway and its dependencies into $(VENV) (once; about a minute)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "  pip is ready; now the dependencies (the slow part)..."
 	$(BIN)/pip install --quiet -e '.[dev,postgres]'
+	@echo "  installed."
 	touch $@
 
 run: install
