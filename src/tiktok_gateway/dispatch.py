@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .clock import ReferenceClock
-from .exceptions import DeliveryError, TransportError
+from .exceptions import DeliveryError, OutboxError, TransportError
 from .outbox import PARTIAL_REJECTS, Outbox, OutboxRecord, Outcome, RequestLog
 from .ratelimit import Limiter
 from .retry import Action, RetryPolicy
@@ -62,6 +62,7 @@ class Dispatcher:
         self.policy = policy
         self.settings = settings or DispatchSettings()
         self.last_failure: tuple[float, str] | None = None  # (monotonic time, why)
+        self._store_warned = -1e9
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -97,6 +98,12 @@ class Dispatcher:
                 await asyncio.sleep(self.settings.linger)  # let a batch fill up
             try:
                 await self.drain_once()
+            except OutboxError as exc:  # the store is down: say so once a minute, not a trace a second
+                self.last_failure = (time.monotonic(), exc.message[:300])
+                if time.monotonic() - self._store_warned > 60:
+                    self._store_warned = time.monotonic()
+                    logger.warning("the store is unavailable, delivery waits: %s", exc.message)
+                await asyncio.sleep(self.settings.poll_interval)
             except Exception as exc:  # keep the worker alive; the lease returns the events
                 self.last_failure = (time.monotonic(), str(exc)[:300])
                 logger.exception("dispatch failed; retrying after the poll interval")

@@ -73,6 +73,10 @@ class OutboxError(GatewayError):
     """The outbox store failed."""
 
 
+class SchemaError(OutboxError):
+    """The store's schema is older than this gateway needs, and it may not upgrade it."""
+
+
 class DeliveryError(GatewayError):
     """Sending events to TikTok failed."""
 

@@ -21,7 +21,7 @@ from . import summary
 from .clock import ReferenceClock
 from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
-from .exceptions import ConfigError, OutboxError
+from .exceptions import ConfigError, OutboxError, SchemaError
 from .gaps import GapReport, gap_report
 from .ingest import Destination, Ingest, IngestResult, RequestContext
 from .outbox import (
@@ -117,6 +117,16 @@ class Gateway:
         return cls(settings, store, ingest, dispatcher, telemetry, sandbox_app=sandbox_app)
 
     async def start(self) -> None:
+        """Start delivery. A store whose schema is too old stops the start with the fix; one
+        that is unreachable does not (the gateway answers 503 until it is back)."""
+        try:
+            await self._store.records.pending()
+        except SchemaError as exc:
+            logger.error("%s", exc.message)
+            raise
+        except OutboxError as exc:
+            logger.warning("the store is not reachable yet (%s): answering 503 until it is",
+                           exc.message)
         self._telemetry.start()
         self._dispatcher.start()
         if self.demo:

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PrometheusCounter
 
 from .events import rejection_reason
+from .exceptions import OutboxError
 from .outbox import (
     PARTIAL_REJECTS,
     TEST_COUNTER,
@@ -36,7 +37,7 @@ from .outbox import (
 )
 
 logger = logging.getLogger("tiktok_gateway.observe")
-MAX_DROPPED = 20_000  # filtered and rejected records waiting for a flush
+MAX_DROPPED = 20_000  # filtered and rejected records (and request log rows) waiting for a flush
 
 # The fields whose presence is counted per event: the data-quality page's columns.
 USER_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent")
@@ -255,8 +256,18 @@ class Telemetry:
     async def flush(self) -> None:
         counts, requests, dropped = self._counts, self._requests, self._dropped
         self._counts, self._requests, self._dropped = {}, [], []
-        if counts or requests or dropped:
+        if not (counts or requests or dropped):
+            return
+        try:
             await self.store.add(counts, requests, dropped)
+        except Exception:
+            # Kept for the next flush (the store is down for a while): counters add up in
+            # place; the request log and records keep their newest, within bounds.
+            for key, n in counts.items():
+                self._counts[key] = self._counts.get(key, 0) + n
+            self._requests = [*requests, *self._requests][-MAX_DROPPED:]
+            self._dropped = [*dropped, *self._dropped][-MAX_DROPPED:]
+            raise
 
     async def refresh_gauges(self) -> None:
         if self.records is None:
@@ -283,5 +294,7 @@ class Telemetry:
             try:
                 await self.flush()
                 await self.refresh_gauges()
+            except OutboxError as exc:  # the store is down: the dispatcher says so already
+                logger.debug("could not write telemetry: %s", exc.message)
             except Exception:  # counters are best effort; never stop ingest for them
                 logger.exception("could not write telemetry")

@@ -36,9 +36,13 @@ class Process:
                                      stdout=subprocess.PIPE, stderr=log, text=True, env=self.env)
         found = threading.Event()
         threading.Thread(target=self._read, args=(self.proc.stdout, log, found), daemon=True).start()
-        if not found.wait(timeout):
-            self.stop()
-            raise RuntimeError(f"{self.args[0]} did not start: {self.log_path.read_text()[-2000:]}")
+        deadline = time.monotonic() + timeout
+        while not found.wait(0.1):  # until it listens, it exits, or the time is up
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                time.sleep(0.2)  # the reader thread writes the last lines to the log
+                raise RuntimeError(f"{self.args[0]} did not start: "
+                                   f"{self.log_path.read_text()[-2000:]}")
         return self
 
     def _read(self, stream: IO[str] | None, log: IO[str], found: threading.Event) -> None:

@@ -22,7 +22,7 @@ import orjson
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ..exceptions import OutboxError
+from ..exceptions import OutboxError, SchemaError
 from ..ratelimit import MAX_PAUSE
 from . import (
     DEAD,
@@ -127,7 +127,8 @@ class PostgresOutbox:
             if self._opened:
                 return
             if self.auto_migrate:
-                await migrate(self.conninfo)
+                async with _map_errors():  # unreachable at start: 503s and a retry, no 500
+                    await migrate(self.conninfo)
             else:
                 await self._check_version()
             async with _map_errors():
@@ -139,7 +140,7 @@ class PostgresOutbox:
             await conn.execute(Q["version_table"])
             row = await (await conn.execute(Q["current_version"])).fetchone()
         if not row or row[0] < SCHEMA_VERSION:
-            raise OutboxError(f"the database schema is at version {row[0] if row else 0}, "
+            raise SchemaError(f"the database schema is at version {row[0] if row else 0}, "
                               f"this gateway needs {SCHEMA_VERSION}: run `tiktok-gateway migrate`")
 
     async def put(self, events: Sequence[NewEvent],
