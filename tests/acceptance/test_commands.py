@@ -39,8 +39,12 @@ def test_send_prints_tiktoks_answer(tmp_path: Path, tiktok_process: Process) -> 
         result = cli("send", "--config", str(config), "--url", gateway.url, "--event", "purchase",
                      "--value", "10", "--currency", "USD", "--email", "Tester@Example.com",
                      "--test-event-code", "TEST9")
+        refused = cli("send", "--config", str(config), "--url", gateway.url,
+                      "--key", "not-a-key-of-ours", "--test-event-code", "TEST9")
     finally:
         gateway.stop()
+    assert refused.returncode != 0
+    assert "gateway answered HTTP 401: " in refused.stdout and "key" in refused.stdout.lower()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "gateway answered HTTP 202" in result.stdout
     assert "CompletePayment" in result.stdout and "(test TEST9)" in result.stdout

@@ -65,7 +65,15 @@ def run_send(options: SendOptions, settings: Settings | None, *, url: str | None
     except httpx.HTTPError as exc:
         echo(f"could not reach the gateway at {base}: {exc}")
         return False
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"error": response.text[:300] or "(empty body)"}
+    if not isinstance(body, dict):
+        body = {"error": str(body)[:300]}
+    if "error" in body:  # refused as a whole: say why (a wrong key, a full outbox)
+        echo(f"gateway answered HTTP {response.status_code}: {body['error']}")
+        return False
     echo(f"gateway answered HTTP {response.status_code}: accepted {body.get('accepted', 0)}, "
          f"queued {body.get('queued', 0)}")
     for item in body.get("rejected", []) + body.get("warnings", []):
