@@ -183,20 +183,26 @@ class Gateway:
         """Counter rows since a time, of live events, test events or all (see `in_mode`)."""
         return in_mode(await self._store.telemetry.counters(since), mode)
 
-    async def requests(self, since: float) -> list[RequestLog]:
-        return await self._store.telemetry.requests(since)
+    async def requests(self, since: float, limit: int = SUMMARY_REQUESTS) -> list[RequestLog]:
+        return await self._store.telemetry.requests(since, limit=limit)
 
     async def summary(self, window: str, mode: str) -> dict[str, Any]:
         """The headline figures of one window (see summary.py)."""
         end = time.time()
         return await self.summary_between(end - summary.WINDOWS[window], end, mode)
 
-    async def summary_between(self, start: float, end: float, mode: str) -> dict[str, Any]:
-        """The headline figures from `start` to `end` (Unix seconds)."""
-        last_minute = int(end // 60)
-        counters = [c for c in await self.counters(start, mode) if c[0] <= last_minute]
-        requests = [r for r in await self._store.telemetry.requests(
-            start, limit=SUMMARY_REQUESTS) if r.at <= end]
+    async def summary_between(
+        self, start: float, end: float, mode: str, *,
+        counters: list[tuple[int, str, str, str, int]] | None = None,
+        requests: list[RequestLog] | None = None,
+    ) -> dict[str, Any]:
+        """The headline figures from `start` to `end` (Unix seconds); `counters` (of the
+        mode) and `requests` (of every mode) when the caller has read them already."""
+        if counters is None:
+            last_minute = int(end // 60)
+            counters = [c for c in await self.counters(start, mode) if c[0] <= last_minute]
+        if requests is None:
+            requests = [r for r in await self.requests(start) if r.at <= end]
         return summary.summary(
             [d.settings.name for d in self.destinations], counters, requests,
             await self._store.records.pending_by_event(), summary.Window(start, end), mode)

@@ -186,7 +186,8 @@ class Ingest:
                 first = exc.errors[0] if exc.errors else FieldError("body", "invalid")
                 counts.add(INGEST, name, REJECTED, test=test)
                 counts.add(INGEST, name, rejected(first.field), test=test)
-                dropped.append(_rejected_record(raw, name, first, test, context))
+                if self._telemetry.has_room_for_dropped:
+                    dropped.append(_rejected_record(raw, name, first, test, context))
                 continue
             result.accepted += 1
             queued.extend(new)

@@ -238,6 +238,12 @@ class Telemetry:
         for event, n in Counter(events).items():
             self._event_counter(destination, event, name).inc(n)
 
+    @property
+    def has_room_for_dropped(self) -> bool:
+        """Whether a filtered or rejected record would be kept (ingest builds none otherwise:
+        a flood of junk must not cost a redacted copy each)."""
+        return len(self._dropped) < MAX_DROPPED
+
     def dropped(self, records: Sequence[DroppedEvent]) -> None:
         """Filtered and rejected events, for search: written with the next flush. A flood of
         them (a stranger's junk) keeps at most MAX_DROPPED waiting; the counters still count

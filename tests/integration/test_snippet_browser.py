@@ -66,11 +66,7 @@ def test_purchase_from_the_browser(make_gateway: Callable[..., str], sandbox_url
                       {"event_id": "W-1001_CompletePayment"}]]
     assert cookies["ttgw_ttclid"]["value"] == "E.C.P.landing42"
     assert cookies["ttgw_ttclid"]["expires"] > time.time() + 6 * 86400
-    deadline = time.time() + 10
-    events: list[dict[str, Any]] = []
-    while not events and time.time() < deadline:
-        events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
-        time.sleep(0.1)
+    events = arrived(sandbox_url)
     [event] = events
     user = event["parsed"]["user"]
     assert event["event_id"] == event_id
@@ -80,6 +76,43 @@ def test_purchase_from_the_browser(make_gateway: Callable[..., str], sandbox_url
     assert "ip" not in user  # the page is on loopback here: never a shopper's address
     assert event["parsed"]["page"]["url"].endswith("/thanks?step=done")
     assert event["hashed_fields"] == ["email"]
+
+
+def open_shop_page(html: str, make_gateway: Callable[..., str], chromium_path: str,
+                   after_load: Callable[[Any], None]) -> list[str]:
+    """Serve `html` as a shop page (with a gateway whose browser key allows it), open it in
+    Chromium, run `after_load`, and give half a second for beacons; the page's errors."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+    def page_html(request: Any) -> HTMLResponse:
+        return HTMLResponse(html.replace("{gateway}", request.app.state.gateway)
+                            .replace("{key}", BROWSER_KEY))
+
+    shop_app = Starlette(routes=[Route("/", page_html)])
+    errors: list[str] = []
+    with serve_in_thread(shop_app) as shop_url:
+        shop_app.state.gateway = make_gateway(keys=[
+            {"name": "web", "secret": BROWSER_KEY, "kind": "browser",
+             "allowed_origins": [shop_url]}])
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(shop_url)
+            after_load(page)
+            page.wait_for_timeout(500)
+            browser.close()
+    return errors
+
+
+def arrived(sandbox_url: str, timeout: float = 10) -> list[dict[str, Any]]:
+    """The sandbox's events, once any has arrived (or none after `timeout`)."""
+    deadline = time.time() + timeout
+    events: list[dict[str, Any]] = []
+    while not events and time.time() < deadline:
+        events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
+        time.sleep(0.1)
+    return events
 
 
 CONSENT_PAGE = """<!doctype html><html><head>
@@ -94,29 +127,11 @@ CONSENT_PAGE = """<!doctype html><html><head>
 def test_consent_flag(make_gateway: Callable[..., str], sandbox_url: str,
                       chromium_path: str) -> None:
     """With data-consent="denied", nothing is sent until ttgw.consent(true)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    def after_load(page: Any) -> None:
+        page.wait_for_function("window.second === 'after-consent'")
 
-    def page_html(request: Any) -> HTMLResponse:
-        return HTMLResponse(CONSENT_PAGE.replace("{gateway}", request.app.state.gateway)
-                            .replace("{key}", BROWSER_KEY))
-
-    shop_app = Starlette(routes=[Route("/", page_html)])
-    with serve_in_thread(shop_app) as shop_url:
-        shop_app.state.gateway = make_gateway(keys=[
-            {"name": "web", "secret": BROWSER_KEY, "kind": "browser",
-             "allowed_origins": [shop_url]}])
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            page.goto(shop_url)
-            page.wait_for_function("window.second === 'after-consent'")
-            page.wait_for_timeout(500)
-            browser.close()
-    deadline = time.time() + 10
-    events: list[dict[str, Any]] = []
-    while not events and time.time() < deadline:
-        events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
-        time.sleep(0.1)
+    open_shop_page(CONSENT_PAGE, make_gateway, chromium_path, after_load)
+    events = arrived(sandbox_url)
     time.sleep(0.5)
     events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
     assert [e["event_id"] for e in events] == ["after-consent"]
@@ -135,30 +150,10 @@ def test_a_call_made_before_the_async_snippet_loads_is_queued(
         make_gateway: Callable[..., str], sandbox_url: str, chromium_path: str) -> None:
     """The documented stub: with `async`, an inline ttgw.track before tt.js has loaded is
     kept in `ttgw.q` and sent once it loads, not lost to "ttgw is not defined"."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+    def after_load(page: Any) -> None:
+        page.wait_for_function("window.ttgw && window.ttgw.version === '1'")
 
-    def page_html(request: Any) -> HTMLResponse:
-        return HTMLResponse(ASYNC_PAGE.replace("{gateway}", request.app.state.gateway)
-                            .replace("{key}", BROWSER_KEY))
-
-    shop_app = Starlette(routes=[Route("/", page_html)])
-    with serve_in_thread(shop_app) as shop_url:
-        shop_app.state.gateway = make_gateway(keys=[
-            {"name": "web", "secret": BROWSER_KEY, "kind": "browser",
-             "allowed_origins": [shop_url]}])
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(shop_url)
-            page.wait_for_function("window.ttgw && window.ttgw.version === '1'")
-            page.wait_for_timeout(500)
-            browser.close()
+    errors = open_shop_page(ASYNC_PAGE, make_gateway, chromium_path, after_load)
     assert errors == []
-    deadline = time.time() + 10
-    events: list[dict[str, Any]] = []
-    while not events and time.time() < deadline:
-        events = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
-        time.sleep(0.1)
+    events = arrived(sandbox_url)
     assert [e["event_id"] for e in events] == ["Q-1_CompletePayment"]

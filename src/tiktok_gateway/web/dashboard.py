@@ -122,24 +122,25 @@ class Dashboard:
         since, until = custom or (now - summary.WINDOWS[window], now)
         span = until - since
         step = summary.bucket_for(span)
-        last_minute = int(until // 60)
-        counters = [c for c in await self.gateway.counters(since, mode) if c[0] <= last_minute]
+        # One read of each: the counters of this range and the one before (for the trend
+        # column), and the request log.
+        first, last = int(since // 60), int(until // 60)
+        rows = await self.gateway.counters(since - span, mode)
+        counters = [c for c in rows if first <= c[0] <= last]
+        before: dict[tuple[str, str], int] = {}
+        for minute, dest, event, name, value in rows:
+            if minute < first and name == "received":
+                before[(dest, event)] = before.get((dest, event), 0) + value
+        logged = [r for r in await self.gateway.requests(since) if r.at <= until]
+        requests = [r for r in logged if summary.in_mode(r.test, mode)]
         backlog = await self.gateway.backlog()
-        requests = [r for r in await self.gateway.requests(since)
-                    if summary.in_mode(r.test, mode) and r.at <= until]
         health = figures.tag_health([d.name for d in self.gateway.destinations], counters,
                                     requests, backlog, span, step, now=until)
-        figures_now = await self.gateway.summary_between(since, until, mode)
+        figures_now = await self.gateway.summary_between(since, until, mode, counters=counters,
+                                                         requests=logged)
         totals = _totals(figures_now)
         if custom:
             window = "custom"
-        # Each TikTok event's received count in the window before, for the trend column.
-        earlier = await self.gateway.counters(since - span, mode)
-        start = int(since // 60)
-        before: dict[tuple[str, str], int] = {}
-        for minute, dest, event, name, value in earlier:
-            if minute < start and name == "received":
-                before[(dest, event)] = before.get((dest, event), 0) + value
         charts = {h.destination: (
             bar_chart([b.start for b in h.series], [b.requests - b.failed for b in h.series],
                       [b.failed for b in h.series], title=f"requests to TikTok, {h.destination}"),
