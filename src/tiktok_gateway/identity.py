@@ -376,14 +376,14 @@ _IDENTIFYING_KEY = re.compile(r"^(user|traits|ip|ip_?address|user_?agent|ttp|ttc
                               r"external_?id|user_?id|anonymous_?id|client_?id)$", re.IGNORECASE)
 
 
-def redacted(raw: Any) -> str:
+def redacted(raw: Any, max_bytes: int = MAX_REDACTED_BYTES) -> str:
     """A refused event as it came, for the inspector, with nothing personal in it: the user
     object and every identifying key emptied (its values' lengths kept, to show what was
     sent), and any other value that holds an email or a phone number removed. At most
-    MAX_REDACTED_BYTES of JSON."""
+    `max_bytes` characters of JSON."""
     text = orjson.dumps(_redact(raw, 0)).decode()
-    if len(text) > MAX_REDACTED_BYTES:
-        return text[:MAX_REDACTED_BYTES] + " …(cut)"
+    if len(text) > max_bytes:
+        return text[:max_bytes] + " …(cut)"
     return text
 
 

@@ -22,7 +22,7 @@ from .clock import ReferenceClock
 from .config import DestinationSettings
 from .events import Event
 from .exceptions import DropEvent, FieldError, InvalidEvent, OutboxError
-from .identity import looks_personal, redacted
+from .identity import MAX_REDACTED_BYTES, looks_personal, redacted
 from .mapping import PROPERTY_FIELDS, deterministic_event_id
 from .merge import BROWSER
 from .outbox import FILTERED, DroppedEvent, NewEvent, Outbox, RecordReader
@@ -37,13 +37,13 @@ from .telemetry import (
     CounterBatch,
     Telemetry,
     filtered,
-    from_source,
     invalid,
     rejected,
 )
 from .tiktok.schema import PLAIN_USER_FIELDS, PURCHASE_EVENTS
 
 MAX_REASON = 300  # characters of a refusal kept in its record
+BROWSER_REDACTED_BYTES = 2048  # of a browser key's refused event (the key is public)
 OTHER = "other"  # the counters' one name for event names that are not known
 
 
@@ -186,7 +186,7 @@ class Ingest:
                 first = exc.errors[0] if exc.errors else FieldError("body", "invalid")
                 counts.add(INGEST, name, REJECTED, test=test)
                 counts.add(INGEST, name, rejected(first.field), test=test)
-                if self._telemetry.has_room_for_dropped:
+                if self._telemetry.has_room_for_dropped(context.source):
                     dropped.append(_rejected_record(raw, name, first, test, context))
                 continue
             result.accepted += 1
@@ -278,10 +278,8 @@ class Ingest:
         if item.warnings:  # values the gateway dropped (user.email, user.phone.1), per field
             dropped = {w.field.split(".")[1] for w in item.warnings if w.field.startswith("user.")}
             for field in dropped.intersection(USER_FIELDS):
-                counts.add(dest.name, item.name, invalid(field), test=bool(code))
-                if context.source:
-                    counts.add(dest.name, item.name,
-                               from_source(context.source, invalid(field)), test=bool(code))
+                counts.add(dest.name, item.name, invalid(field), test=bool(code),
+                           source=context.source)
         delay = 0.0
         if item.name in PURCHASE_EVENTS:
             delay = self._browser_wait if context.source == BROWSER else self._merge_window
@@ -302,7 +300,9 @@ def _rejected_record(raw: Any, name: str, error: FieldError, test: bool,
                           _plain_id(props.get("order_id", fields.get("order_id")), 200))
     reason = f"{error.field}: {error.message}" if error.field else error.message
     return DroppedEvent(time.time(), INGEST, name, event_id, order_id, REJECTED_STATE,
-                        reason[:MAX_REASON], test, context.source, redacted(raw))
+                        reason[:MAX_REASON], test, context.source,
+                        redacted(raw, BROWSER_REDACTED_BYTES if context.source == BROWSER
+                                 else MAX_REDACTED_BYTES))
 
 
 def _plain_id(value: Any, limit: int) -> str:

@@ -1,6 +1,6 @@
 """Find any event the gateway received, whatever became of it.
 
-Four places hold what happened to an event: the outbox (pending, delivered, dead), the
+Three places hold what happened to an event: the outbox (pending, delivered, dead), the
 copies log (a later copy: merged or a late duplicate), and the record of events not queued
 (filtered with the filter's reason, rejected with the field at fault). A search looks in all
 of them, case-insensitively: an order id, an event_id with or without its `_<Event>` suffix,
@@ -25,6 +25,7 @@ from .outbox import (
     RecordReader,
     TelemetryStore,
 )
+from .telemetry import mode_includes
 
 DELIVERED, DUPLICATE = "delivered", "duplicate"
 STATES = (DELIVERED, PENDING, DEAD, DUPLICATE, FILTERED, REJECTED)
@@ -64,7 +65,7 @@ class EventSearch:
             return False
         if self.code is not None and item["tiktok"]["code"] != self.code:
             return False
-        return self.mode == "all" or item["test"] == (self.mode == "test")
+        return mode_includes(self.mode, item["test"])
 
 
 async def search_events(records: RecordReader, telemetry: TelemetryStore | None,

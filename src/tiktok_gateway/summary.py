@@ -17,6 +17,7 @@ from typing import Any
 
 from . import causes
 from .outbox import PARTIAL_REJECTS, RequestLog
+from .outbox._rows import TELEMETRY_RETENTION
 from .telemetry import (
     DEAD,
     DELIVERED,
@@ -24,13 +25,14 @@ from .telemetry import (
     INGEST,
     RECEIVED,
     filtered_reason,
+    mode_includes,
     rejected_reason,
 )
 
 WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
            "30d": 30 * 86400, "90d": 90 * 86400}
 MODES = ("live", "test", "all")
-MAX_RANGE = 90 * 86400  # counters are kept this long
+MAX_RANGE = TELEMETRY_RETENTION  # counters are kept this long
 SUCCEEDED = ("delivered", "partial")
 
 
@@ -73,10 +75,6 @@ def bucket_for(span: float) -> int:
     return 86400
 
 
-def in_mode(test: bool, mode: str) -> bool:
-    return mode == "all" or test == (mode == "test")
-
-
 def summary(destinations: Sequence[str], counters: Sequence[tuple[int, str, str, str, int]],
             requests: Sequence[RequestLog], pending: Sequence[tuple[str, str, bool, int]],
             window: Window, mode: str) -> dict[str, Any]:
@@ -111,11 +109,11 @@ def _destination(name: str, counters: Sequence[tuple[int, str, str, str, int]],
                 row[counter] += value
     waiting = 0
     for dest, event, test, n in pending:
-        if dest == name and in_mode(test, mode):
+        if dest == name and mode_includes(mode, test):
             waiting += n
             by_event.setdefault(event, _event_row())["pending"] += n
     delivered, dead = totals[DELIVERED], totals[DEAD]
-    mine = [r for r in requests if r.destination == name and in_mode(r.test, mode)]
+    mine = [r for r in requests if r.destination == name and mode_includes(mode, r.test)]
     sent = [r for r in mine if r.outcome != PARTIAL_REJECTS]
     succeeded = sum(r.outcome in SUCCEEDED for r in sent)
     return {

@@ -25,6 +25,7 @@ from prometheus_client import Counter as PrometheusCounter
 
 from .events import rejection_reason
 from .exceptions import OutboxError
+from .merge import BROWSER
 from .outbox import (
     PARTIAL_REJECTS,
     TEST_COUNTER,
@@ -38,6 +39,9 @@ from .outbox import (
 
 logger = logging.getLogger("tiktok_gateway.observe")
 MAX_DROPPED = 20_000  # filtered and rejected records (and request log rows) waiting for a flush
+# Of those, from browser keys: the key is public, so this bounds what a stranger can make the
+# store keep (about 25 a second per process); their events are still all counted.
+MAX_BROWSER_DROPPED = 50
 
 # The fields whose presence is counted per event: the data-quality page's columns.
 USER_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent")
@@ -110,14 +114,16 @@ def rejected_reason(counter: str) -> str | None:
     return counter[len(_REJECTED):] if counter.startswith(_REJECTED) else None
 
 
+def mode_includes(mode: str, test: bool) -> bool:
+    """Whether a view of `mode` (live, test or all) shows a test (or live) event."""
+    return mode == "all" or test == (mode == "test")
+
+
 def in_mode(counters: Sequence[tuple[int, str, str, str, int]],
             mode: str) -> list[tuple[int, str, str, str, int]]:
     """Counter rows of live events, of test events, or of all, under their plain names."""
-    if mode == "all":
-        return [(m, d, e, n.removeprefix(TEST_COUNTER), v) for m, d, e, n, v in counters]
-    test = mode == "test"
     return [(m, d, e, n.removeprefix(TEST_COUNTER), v) for m, d, e, n, v in counters
-            if n.startswith(TEST_COUNTER) == test]
+            if mode_includes(mode, n.startswith(TEST_COUNTER))]
 
 
 SHARED_EVENT_ID = "shared_event_id"  # derived keys counted beside the quality fields
@@ -178,15 +184,17 @@ class CounterBatch:
             received, self._received = self._received, {}
             for (destination, event, names, test, source), n in received.items():
                 for name in names:
-                    self.add(destination, event, name, n, test=test)
-                    if source:  # the quality counters again, per source, for its filter
-                        self.add(destination, event, from_source(source, name), n, test=test)
+                    self.add(destination, event, name, n, test=test, source=source)
         return self._counts
 
     def add(self, destination: str, event: str, name: str, n: int = 1, *,
-            test: bool = False) -> None:
+            test: bool = False, source: str = "") -> None:
+        """Count `n`; a quality counter with its `source` is counted again under that source
+        (for the data-quality page's source filter)."""
         key = (self._minute, destination, event, counter_name(name, test))
         self._counts[key] = self._counts.get(key, 0) + n
+        if source and (name == RECEIVED or name.startswith((_PRESENCE, _INVALID))):
+            self.add(destination, event, from_source(source, name), n, test=test)
 
     def received(self, destination: str, event: str, data: dict[str, Any],
                  shared_id: bool, *, test: bool = False, source: str = "") -> None:
@@ -210,6 +218,7 @@ class Telemetry:
         self._counts: dict[CounterKey, int] = {}
         self._requests: list[RequestLog] = []
         self._dropped: list[DroppedEvent] = []
+        self._browser_dropped = 0  # of those, from browser keys
         self.dropped_lost = 0  # records not kept because a flood outran the flushes
         self._task: asyncio.Task[None] | None = None
 
@@ -238,19 +247,23 @@ class Telemetry:
         for event, n in Counter(events).items():
             self._event_counter(destination, event, name).inc(n)
 
-    @property
-    def has_room_for_dropped(self) -> bool:
-        """Whether a filtered or rejected record would be kept (ingest builds none otherwise:
-        a flood of junk must not cost a redacted copy each)."""
+    def has_room_for_dropped(self, source: str) -> bool:
+        """Whether a filtered or rejected record from `source` would be kept (ingest builds
+        none otherwise: a flood of junk must not cost a redacted copy each)."""
+        if source == BROWSER and self._browser_dropped >= MAX_BROWSER_DROPPED:
+            return False
         return len(self._dropped) < MAX_DROPPED
 
     def dropped(self, records: Sequence[DroppedEvent]) -> None:
         """Filtered and rejected events, for search: written with the next flush. A flood of
-        them (a stranger's junk) keeps at most MAX_DROPPED waiting; the counters still count
-        every one."""
-        room = MAX_DROPPED - len(self._dropped)
-        self._dropped.extend(records[:max(0, room)])
-        self.dropped_lost += max(0, len(records) - max(0, room))
+        them keeps at most MAX_DROPPED waiting (MAX_BROWSER_DROPPED from browser keys); the
+        counters still count every one."""
+        for record in records:
+            if not self.has_room_for_dropped(record.source):
+                self.dropped_lost += 1
+                continue
+            self._dropped.append(record)
+            self._browser_dropped += record.source == BROWSER
 
     def request(self, log: RequestLog) -> None:
         self._requests.append(log)
@@ -262,6 +275,7 @@ class Telemetry:
     async def flush(self) -> None:
         counts, requests, dropped = self._counts, self._requests, self._dropped
         self._counts, self._requests, self._dropped = {}, [], []
+        self._browser_dropped = 0
         if not (counts or requests or dropped):
             return
         try:

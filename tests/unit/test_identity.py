@@ -172,3 +172,4 @@ def test_a_refused_event_is_kept_with_nothing_personal_in_it() -> None:
     for _ in range(40):
         deep = {"d": deep}
     assert "jane@" not in redacted({"properties": deep})
+    assert len(redacted({"properties": {"note": "x" * 900, "more": "y" * 900}}, 100)) < 120

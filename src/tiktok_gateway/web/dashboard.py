@@ -26,7 +26,7 @@ from ..gateway import Gateway
 from ..outbox import OutboxRecord, RecordQuery
 from ..search import STATES as SEARCH_STATES
 from ..search import EventSearch
-from ..telemetry import QUALITY_FIELDS, SOURCES, USER_FIELDS, of_source
+from ..telemetry import QUALITY_FIELDS, SOURCES, USER_FIELDS, mode_includes, of_source
 from ..tiktok.lint import lint_event
 from .admin import AdminAuth
 from .api import DashboardAPI, csv_response
@@ -94,6 +94,11 @@ class Dashboard:
             self.auth.set_csrf_cookie(response, csrf, secure=self._over_https(request))
         return response
 
+    async def _csrf_ok(self, request: Request) -> bool:
+        """The form's CSRF token and origin (behind a trusted TLS proxy, its https one)."""
+        peer = request.client.host if request.client else ""
+        return await self.auth.csrf_ok(request, behind_tls_proxy=is_trusted(peer, self.trusted))
+
     def _over_https(self, request: Request) -> bool:
         if request.url.scheme == "https":
             return True
@@ -132,7 +137,7 @@ class Dashboard:
             if minute < first and name == "received":
                 before[(dest, event)] = before.get((dest, event), 0) + value
         logged = [r for r in await self.gateway.requests(since) if r.at <= until]
-        requests = [r for r in logged if summary.in_mode(r.test, mode)]
+        requests = [r for r in logged if mode_includes(mode, r.test)]
         backlog = await self.gateway.backlog()
         health = figures.tag_health([d.name for d in self.gateway.destinations], counters,
                                     requests, backlog, span, step, now=until)
@@ -244,8 +249,7 @@ class Dashboard:
                 return _gap_csv(report or gaps.GapReport())
             return self._render(request, "gaps.html", report=report, error=None,
                                 window=window, from_webhooks=True)
-        peer = request.client.host if request.client else ""
-        if not await self.auth.csrf_ok(request, behind_tls_proxy=is_trusted(peer, self.trusted)):
+        if not await self._csrf_ok(request):
             return Response("missing or wrong CSRF token", 403)
         form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_ORDERS_UPLOAD)
         upload, pasted = form.get("orders"), form.get("ids")
@@ -277,9 +281,7 @@ class Dashboard:
     async def replay(self, request: Request) -> Response:
         """One dead letter at once (its row names it); a group or all after a confirmation
         page that says what will be replayed."""
-        peer = request.client.host if request.client else ""
-        if not await self.auth.csrf_ok(request,
-                                       behind_tls_proxy=is_trusted(peer, self.trusted)):
+        if not await self._csrf_ok(request):
             return Response("missing or wrong CSRF token", 403)
         form = await request.form()
         record_id, cause = form.get("id"), form.get("cause")
