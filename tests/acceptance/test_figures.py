@@ -191,6 +191,9 @@ def test_the_summary_and_the_search_agree_with_what_was_sent(tmp_path: Path,
             csrf = form.split('name="csrf" value="')[1].split('"')[0]
             exported = browser.post("/dashboard/gaps", data={"csrf": csrf, "format": "csv"},
                                     files={"orders": ("orders.csv", csv_text, "text/csv")})
+            too_big = browser.post("/dashboard/gaps", data={"csrf": csrf}, files={
+                "orders": ("orders.csv", "order_id\n" + "x" * 5_100_000, "text/csv")})
+        assert too_big.status_code == 413  # refused before the upload is parsed
         assert exported.headers["content-type"].startswith("text/csv")
         assert "Consent-1,filtered (consent)," in exported.text
         orders_file = tmp_path / "orders.csv"

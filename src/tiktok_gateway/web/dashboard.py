@@ -249,6 +249,11 @@ class Dashboard:
                 return _gap_csv(report or gaps.GapReport())
             return self._render(request, "gaps.html", report=report, error=None,
                                 window=window, from_webhooks=True)
+        # Bounded before the form is parsed (a file part would be spooled to disk whole).
+        length = request.headers.get("content-length", "")
+        if not length.isdigit() or int(length) > MAX_ORDERS_UPLOAD + 65_536:
+            return Response(f"send at most {MAX_ORDERS_UPLOAD // 1_000_000} MB of orders, "
+                            "with a Content-Length", 413)
         if not await self._csrf_ok(request):
             return Response("missing or wrong CSRF token", 403)
         form = await request.form(max_files=1, max_fields=4, max_part_size=MAX_ORDERS_UPLOAD)
