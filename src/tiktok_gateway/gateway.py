@@ -28,6 +28,7 @@ from .outbox import (
     DEAD,
     Backlog,
     CopyRecord,
+    Leg,
     OrderChange,
     OutboxRecord,
     RecordQuery,
@@ -35,6 +36,7 @@ from .outbox import (
     Store,
     open_store,
 )
+from .pairing import Pairing, classify
 from .pipeline import route_for
 from .ratelimit import Limiter
 from .retry import RetryPolicy
@@ -210,6 +212,21 @@ class Gateway:
     async def gap_report(self, order_ids: list[str]) -> GapReport:
         """The shop's true orders against what TikTok got (see gaps.py)."""
         return await gap_report(self._store.records, order_ids, self._store.telemetry)
+
+    async def pairing(self, start: float, end: float, *, event: str | None = None,
+                      mode: str = "all") -> Pairing:
+        """The browser pixel against the server leg in [start, end) (see pairing.py)."""
+        server, pixel_only = await self._store.telemetry.pair_counts(start, end, mode)
+        return classify(start, end, server, pixel_only, event)
+
+    async def legs(self, event_id: str, order_id: str = "",
+                   destination: str | None = None) -> list[Leg]:
+        """Both legs of one event (or of its order's events), for the inspector."""
+        return await self._store.telemetry.legs_of(event_id, order_id, destination)
+
+    def record_pixel_legs(self, legs: Sequence[Leg]) -> None:
+        """The page's pixel legs, reported by /tt.js: evidence for pairing, never sent."""
+        self._telemetry.legs(legs)
 
     async def webhook_orders(self, since: float, limit: int) -> list[str]:
         return await self._store.records.webhook_orders(since, limit)

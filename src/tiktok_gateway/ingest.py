@@ -25,8 +25,9 @@ from .exceptions import DropEvent, FieldError, InvalidEvent, OutboxError
 from .identity import MAX_REDACTED_BYTES, looks_personal, redacted
 from .mapping import PROPERTY_FIELDS, deterministic_event_id
 from .merge import BROWSER
-from .outbox import FILTERED, DroppedEvent, NewEvent, Outbox, RecordReader
+from .outbox import FILTERED, DroppedEvent, Leg, NewEvent, Outbox, RecordReader
 from .outbox import REJECTED as REJECTED_STATE
+from .pairing import SERVER, browser_and_os
 from .pipeline import Route, Transformed
 from .sources import segment
 from .telemetry import (
@@ -209,6 +210,9 @@ class Ingest:
             raise
         result.queued = sum(stored)
         result.duplicates = len(stored) - result.queued
+        now = time.time()
+        self._telemetry.legs([server_leg(event, now)
+                              for event, fresh in zip(queued, stored, strict=True) if fresh])
         copies = [event for event, fresh in zip(queued, stored, strict=True) if not fresh]
         for event in copies:  # for Prometheus: the store counted them itself
             counts.add(event.destination, event.event_name, DUPLICATE)
@@ -286,7 +290,15 @@ class Ingest:
         return NewEvent(dest.name, item.name, item.event_id, item.data["event_time"],
                         payload, code,
                         order_id=item.source.order_id or "", inbound=inbound, sampled=sampled,
-                        source=context.source, delay=delay)
+                        source=context.source, delay=delay,
+                        user_agent=item.data.get("user", {}).get("user_agent") or "")
+
+
+def server_leg(event: NewEvent, at: float) -> Leg:
+    """The server leg of a stored event, for pairing with the page's pixel."""
+    browser, os = browser_and_os(event.user_agent)
+    return Leg(event.destination, SERVER, event.event_name, event.event_id, event.order_id, at,
+               event.source, browser, os, test=bool(event.test_event_code))
 
 
 def _rejected_record(raw: Any, name: str, error: FieldError, test: bool,

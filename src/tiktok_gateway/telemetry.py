@@ -31,6 +31,7 @@ from .outbox import (
     TEST_COUNTER,
     CounterKey,
     DroppedEvent,
+    Leg,
     RecordReader,
     RequestLog,
     TelemetryStore,
@@ -42,6 +43,7 @@ MAX_DROPPED = 20_000  # filtered and rejected records (and request log rows) wai
 # Of those, from browser keys: the key is public, so this bounds what a stranger can make the
 # store keep (about 25 a second per process); their events are still all counted.
 MAX_BROWSER_DROPPED = 50
+MAX_LEGS = 50_000  # pixel and server legs waiting for a flush (pairing evidence)
 
 # The fields whose presence is counted per event: the data-quality page's columns.
 USER_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent")
@@ -220,6 +222,8 @@ class Telemetry:
         self._dropped: list[DroppedEvent] = []
         self._browser_dropped = 0  # of those, from browser keys
         self.dropped_lost = 0  # records not kept because a flood outran the flushes
+        self._legs: list[Leg] = []
+        self.legs_lost = 0
         self._task: asyncio.Task[None] | None = None
 
     def observe(self, batch: CounterBatch) -> None:
@@ -265,6 +269,13 @@ class Telemetry:
             self._dropped.append(record)
             self._browser_dropped += record.source == BROWSER
 
+    def legs(self, legs: Sequence[Leg]) -> None:
+        """Pixel and server legs, for pairing: written with the next flush (at most MAX_LEGS
+        wait; pairing is evidence, and a flood must not grow memory)."""
+        room = MAX_LEGS - len(self._legs)
+        self._legs.extend(legs[:max(room, 0)])
+        self.legs_lost += max(len(legs) - max(room, 0), 0)
+
     def request(self, log: RequestLog) -> None:
         self._requests.append(log)
         if log.outcome == PARTIAL_REJECTS:
@@ -273,13 +284,13 @@ class Telemetry:
         self.metrics.latency.labels(log.destination).observe(log.latency)
 
     async def flush(self) -> None:
-        counts, requests, dropped = self._counts, self._requests, self._dropped
-        self._counts, self._requests, self._dropped = {}, [], []
+        counts, requests, dropped, legs = self._counts, self._requests, self._dropped, self._legs
+        self._counts, self._requests, self._dropped, self._legs = {}, [], [], []
         self._browser_dropped = 0
-        if not (counts or requests or dropped):
+        if not (counts or requests or dropped or legs):
             return
         try:
-            await self.store.add(counts, requests, dropped)
+            await self.store.add(counts, requests, dropped, legs)
         except Exception:
             # Kept for the next flush (the store is down for a while): counters add up in
             # place; the request log and records keep their newest, within bounds.
@@ -287,6 +298,7 @@ class Telemetry:
                 self._counts[key] = self._counts.get(key, 0) + n
             self._requests = [*requests, *self._requests][-MAX_DROPPED:]
             self._dropped = [*dropped, *self._dropped][-MAX_DROPPED:]
+            self._legs = [*legs, *self._legs][-MAX_LEGS:]
             raise
 
     async def refresh_gauges(self) -> None:

@@ -6,7 +6,8 @@
   with `retry_at=None` dead-letters. Dedup happens in `put`, in the same transaction that
   stores the events.
 * `RecordReader`: the read side (inspector, backlog, dashboards).
-* `TelemetryStore`: counters per minute and the request log.
+* `TelemetryStore`: counters per minute, the request log, both legs of events (pairing) and
+  alert incidents.
 * `LimiterFactory`: a rate limiter per access token, shared by every process on the store.
 
 `open_store(url)` gives all four as one `Store`. Backends: `memory://` (tests),
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from ..exceptions import ConfigError
+from ..pairing import Leg, PixelOnlyGroup, ServerGroup
 from ..ratelimit import Limiter
 
 PENDING, SENT, DEAD = "pending", "sent", "dead"
@@ -45,6 +47,7 @@ class NewEvent:
     sampled: bool = False  # keep payload and inbound after delivery (inspector sampling)
     source: str = ""  # browser, server, webhook or ga4: who sent it (merge.outranks)
     delay: float = 0.0  # seconds before it may be claimed: the merge window of a purchase
+    user_agent: str = ""  # the shopper's, for pairing's browser breakdown (not stored apart)
 
     @property
     def dedup_key(self) -> tuple[str, str, str, str]:
@@ -211,13 +214,29 @@ class RequestLog:
 
 
 CounterKey = tuple[int, str, str, str]  # (minute, destination, event_name, counter name)
+FIRING, RESOLVED = "firing", "resolved"
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One incident of one alert rule for one destination."""
+
+    rule: str
+    destination: str
+    state: str  # FIRING or RESOLVED
+    since: float
+    resolved_at: float | None
+    message: str
 
 
 class TelemetryStore(Protocol):
     """Counters per minute and the request log, shared by every process on the store."""
 
     async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog],
-                  dropped: Sequence[DroppedEvent] = ()) -> None: ...
+                  dropped: Sequence[DroppedEvent] = (), legs: Sequence[Leg] = ()) -> None:
+        """Write counters (added up), request log rows, dropped records and legs (the first
+        report of a destination, side and event_id stands)."""
+        ...
 
     async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
         """Filtered and rejected events matching the query's ids, prefix, destination, state
@@ -227,6 +246,30 @@ class TelemetryStore(Protocol):
     async def counters(self, since: float) -> list[tuple[int, str, str, str, int]]: ...
 
     async def requests(self, since: float, limit: int = 10_000) -> list[RequestLog]: ...
+
+    async def pair_counts(self, start: float, end: float, mode: str = "all",
+                          ) -> tuple[list[ServerGroup], list[PixelOnlyGroup]]:
+        """Server legs received in [start, end) grouped with their pixel legs (test ones
+        only in mode test or all), and the pixel legs no server leg matches (mode live or
+        all): see pairing.py."""
+        ...
+
+    async def legs_of(self, event_id: str, order_id: str = "",
+                      destination: str | None = None) -> list[Leg]:
+        """The legs of one event_id, or of any event of the order, oldest first."""
+        ...
+
+    async def open_alert(self, rule: str, destination: str, at: float, message: str) -> bool:
+        """Open an incident unless one is firing: True only for the caller that opened it."""
+        ...
+
+    async def close_alert(self, rule: str, destination: str, at: float) -> AlertRecord | None:
+        """Resolve the firing incident, if any: the incident, for its caller only."""
+        ...
+
+    async def alerts(self, since: float, limit: int = 200) -> list[AlertRecord]:
+        """Firing incidents and those resolved since `since`, newest first."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -465,8 +508,9 @@ async def migrate(url: str) -> tuple[int, int] | None:
     return await run(url) if run is not None else None
 
 
-__all__ = ["BACKENDS", "DEAD", "FILTERED", "PARTIAL_REJECTS", "PENDING", "REJECTED", "SCHEMES",
-           "SENT", "TEST_COUNTER", "Backend", "Backlog", "CopyRecord", "CounterKey",
-           "DroppedEvent", "LimiterFactory", "NewEvent", "OrderChange", "Outbox", "OutboxRecord",
-           "OutboxStats", "Outcome", "RecordQuery", "RecordReader", "RequestLog", "Store",
-           "StoreOptions", "TelemetryStore", "counter_name", "migrate", "open_store", "tally"]
+__all__ = ["BACKENDS", "DEAD", "FILTERED", "FIRING", "PARTIAL_REJECTS", "PENDING", "REJECTED",
+           "RESOLVED", "SCHEMES", "SENT", "TEST_COUNTER", "AlertRecord", "Backend", "Backlog",
+           "CopyRecord", "CounterKey", "DroppedEvent", "Leg", "LimiterFactory", "NewEvent",
+           "OrderChange", "Outbox", "OutboxRecord", "OutboxStats", "Outcome", "RecordQuery",
+           "RecordReader", "RequestLog", "Store", "StoreOptions", "TelemetryStore",
+           "counter_name", "migrate", "open_store", "tally"]

@@ -8,15 +8,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Sequence
 
+from ..pairing import DEDUP_WINDOW, PIXEL, SERVER, PixelOnlyGroup, ServerGroup
 from ..ratelimit import RateLimiter
 from . import (
     DEAD,
+    FIRING,
     PENDING,
+    RESOLVED,
     SENT,
+    AlertRecord,
     Backlog,
     CopyRecord,
     CounterKey,
     DroppedEvent,
+    Leg,
     NewEvent,
     OrderChange,
     OutboxRecord,
@@ -31,6 +36,9 @@ from . import (
 from ._rows import merge_counters, merged_copy
 
 
+MAX_LEGS = 200_000
+
+
 class InMemoryTelemetry:
     """Counters and the request log in memory."""
 
@@ -38,13 +46,70 @@ class InMemoryTelemetry:
         self.counts: dict[CounterKey, int] = {}
         self.log: list[RequestLog] = []
         self.dropped_log: deque[DroppedEvent] = deque(maxlen=100_000)  # memory: the newest
+        self.legs: dict[tuple[str, str, str], Leg] = {}
+        self.incidents: list[AlertRecord] = []
 
     async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog],
-                  dropped: Sequence[DroppedEvent] = ()) -> None:
+                  dropped: Sequence[DroppedEvent] = (), legs: Sequence[Leg] = ()) -> None:
         for key, value in counters.items():
             self.counts[key] = self.counts.get(key, 0) + value
         self.log.extend(requests)
         self.dropped_log.extend(dropped)
+        for leg in legs:
+            self.legs.setdefault((leg.destination, leg.side, leg.event_id), leg)
+        while len(self.legs) > MAX_LEGS:  # memory: the newest
+            del self.legs[next(iter(self.legs))]
+
+    async def pair_counts(self, start: float, end: float, mode: str = "all",
+                          ) -> tuple[list[ServerGroup], list[PixelOnlyGroup]]:
+        pixel_orders = {(leg.destination, leg.order_id) for leg in self.legs.values()
+                        if leg.side == PIXEL and leg.order_id}
+        server_orders = {(leg.destination, leg.order_id) for leg in self.legs.values()
+                         if leg.side == SERVER and leg.order_id}
+        server: Counter[tuple[object, ...]] = Counter()
+        lone: Counter[tuple[object, ...]] = Counter()
+        for (dest, side, event_id), leg in self.legs.items():
+            if not start <= leg.at < end:
+                continue
+            if side == SERVER and (mode == "all" or leg.test == (mode == "test")):
+                pixel = self.legs.get((dest, PIXEL, event_id))
+                server[(dest, leg.event_name, pixel.event_name if pixel else "",
+                        pixel.state if pixel else "",
+                        bool(pixel and abs(pixel.at - leg.at) <= DEDUP_WINDOW),
+                        not pixel and bool(leg.order_id) and (dest, leg.order_id) in pixel_orders,
+                        (pixel and pixel.browser) or leg.browser, (pixel and pixel.os) or leg.os,
+                        pixel.load if pixel else "")] += 1
+            elif side == PIXEL and mode != "test" and (dest, SERVER, event_id) not in self.legs \
+                    and not (leg.order_id and (dest, leg.order_id) in server_orders):
+                lone[(dest, leg.event_name, leg.state, leg.browser, leg.os, leg.load)] += 1
+        return ([ServerGroup(*key, n) for key, n in server.items()],  # type: ignore[arg-type]
+                [PixelOnlyGroup(*key, n) for key, n in lone.items()])  # type: ignore[arg-type]
+
+    async def legs_of(self, event_id: str, order_id: str = "",
+                      destination: str | None = None) -> list[Leg]:
+        found = [leg for leg in self.legs.values()
+                 if (leg.event_id == event_id or (order_id and leg.order_id == order_id))
+                 and destination in (None, leg.destination)]
+        return sorted(found, key=lambda leg: leg.at)[:20]
+
+    async def open_alert(self, rule: str, destination: str, at: float, message: str) -> bool:
+        if any(a.rule == rule and a.destination == destination and a.state == FIRING
+               for a in self.incidents):
+            return False
+        self.incidents.append(AlertRecord(rule, destination, FIRING, at, None, message))
+        return True
+
+    async def close_alert(self, rule: str, destination: str, at: float) -> AlertRecord | None:
+        for i, alert in enumerate(self.incidents):
+            if alert.rule == rule and alert.destination == destination and alert.state == FIRING:
+                self.incidents[i] = dataclasses.replace(alert, state=RESOLVED, resolved_at=at)
+                return self.incidents[i]
+        return None
+
+    async def alerts(self, since: float, limit: int = 200) -> list[AlertRecord]:
+        found = [a for a in self.incidents
+                 if a.state == FIRING or (a.resolved_at or 0) >= since]
+        return sorted(found, key=lambda a: -a.since)[:limit]
 
     async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
         found = [d for d in self.dropped_log if query.matches_ids(d.event_id, d.order_id) and all((

@@ -23,14 +23,18 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ..exceptions import OutboxError, SchemaError
+from ..pairing import DEDUP_WINDOW, LEG_RETENTION, PixelOnlyGroup, ServerGroup
 from ..ratelimit import MAX_PAUSE
 from . import (
     DEAD,
     PENDING,
+    RESOLVED,
+    AlertRecord,
     Backlog,
     CopyRecord,
     CounterKey,
     DroppedEvent,
+    Leg,
     NewEvent,
     OrderChange,
     OutboxRecord,
@@ -230,6 +234,8 @@ class PostgresOutbox:
                                {"minute": int((now - TELEMETRY_RETENTION) // 60)})
             await conn.execute(Q["prune_requests"], {"before": now - self.retention})
             await conn.execute(Q["prune_dropped"], {"before": now - self.retention})
+            await conn.execute(Q["prune_legs"], {"before": now - LEG_RETENTION})
+            await conn.execute(Q["prune_alerts"], {"before": now - TELEMETRY_RETENTION})
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
         await self._update("mark_sent", {"ids": list(ids), "now": time.time(),
@@ -335,7 +341,7 @@ class PostgresTelemetry:
         self._outbox = outbox
 
     async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog],
-                  dropped: Sequence[DroppedEvent] = ()) -> None:
+                  dropped: Sequence[DroppedEvent] = (), legs: Sequence[Leg] = ()) -> None:
         async with self._outbox.connection() as conn, conn.transaction():
             await _add_counters(conn, counters)
             async with conn.cursor() as cursor:
@@ -343,6 +349,41 @@ class PostgresTelemetry:
                     await cursor.executemany(Q["add_request"], [r.__dict__ for r in requests])
                 if dropped:
                     await cursor.executemany(Q["add_dropped"], [d.__dict__ for d in dropped])
+                if legs:
+                    await cursor.executemany(Q["add_leg"], [leg.__dict__ for leg in legs])
+
+    async def pair_counts(self, start: float, end: float, mode: str = "all",
+                          ) -> tuple[list[ServerGroup], list[PixelOnlyGroup]]:
+        params = {"start": start, "end": end, "mode": mode, "dedup_window": DEDUP_WINDOW}
+        async with self._outbox.connection() as conn:
+            server = await (await conn.execute(Q["pair_server"], params)).fetchall()
+            pixel = await (await conn.execute(Q["pair_pixel_only"], params)).fetchall()
+        return [ServerGroup(*row) for row in server], [PixelOnlyGroup(*row) for row in pixel]
+
+    async def legs_of(self, event_id: str, order_id: str = "",
+                      destination: str | None = None) -> list[Leg]:
+        if _holds_nul(event_id, order_id, destination):
+            return []
+        params = {"event_id": event_id, "order_id": order_id, "destination": destination}
+        async with self._outbox.connection() as conn:
+            rows = await (await conn.execute(Q["legs_of"], params)).fetchall()
+        return [Leg(*row) for row in rows]
+
+    async def open_alert(self, rule: str, destination: str, at: float, message: str) -> bool:
+        params = {"rule": rule, "destination": destination, "at": at, "message": message}
+        async with self._outbox.connection() as conn:
+            return await (await conn.execute(Q["open_alert"], params)).fetchone() is not None
+
+    async def close_alert(self, rule: str, destination: str, at: float) -> AlertRecord | None:
+        params = {"rule": rule, "destination": destination, "at": at}
+        async with self._outbox.connection() as conn:
+            row = await (await conn.execute(Q["close_alert"], params)).fetchone()
+        return AlertRecord(rule, destination, RESOLVED, row[0], at, row[1]) if row else None
+
+    async def alerts(self, since: float, limit: int = 200) -> list[AlertRecord]:
+        async with self._outbox.connection() as conn:
+            cursor = await conn.execute(Q["alerts_since"], {"since": since, "limit": limit})
+            return [AlertRecord(*row) for row in await cursor.fetchall()]
 
     async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
         if _holds_nul(*query.__dict__.values()):

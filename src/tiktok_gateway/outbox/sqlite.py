@@ -25,13 +25,17 @@ import orjson
 
 from ..exceptions import OutboxError
 from ..ratelimit import RateLimiter
+from ..pairing import DEDUP_WINDOW, LEG_RETENTION, PixelOnlyGroup, ServerGroup
 from . import (
     DEAD,
     PENDING,
+    RESOLVED,
+    AlertRecord,
     Backlog,
     CopyRecord,
     CounterKey,
     DroppedEvent,
+    Leg,
     NewEvent,
     OrderChange,
     OutboxRecord,
@@ -195,16 +199,52 @@ class SQLiteTelemetry:
         self._reader = reader
 
     async def add(self, counters: dict[CounterKey, int], requests: Sequence[RequestLog],
-                  dropped: Sequence[DroppedEvent] = ()) -> None:
+                  dropped: Sequence[DroppedEvent] = (), legs: Sequence[Leg] = ()) -> None:
         request_rows = [{**r.__dict__, "test": int(r.test)} for r in requests]
         dropped_rows = [{**d.__dict__, "test": int(d.test)} for d in dropped]
+        leg_rows = [{**leg.__dict__, "test": int(leg.test)} for leg in legs]
 
         def write(conn: sqlite3.Connection) -> None:
             _add_counters(conn, counters)
             conn.executemany(Q["add_request"], request_rows)
             conn.executemany(Q["add_dropped"], dropped_rows)
+            conn.executemany(Q["add_leg"], leg_rows)
 
         await self._writer.run(write)
+
+    async def pair_counts(self, start: float, end: float, mode: str = "all",
+                          ) -> tuple[list[ServerGroup], list[PixelOnlyGroup]]:
+        params = {"start": start, "end": end, "mode": mode, "dedup_window": DEDUP_WINDOW}
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            return (conn.execute(Q["pair_server"], params).fetchall(),
+                    conn.execute(Q["pair_pixel_only"], params).fetchall())
+
+        server, pixel = await self._reader.run(read)
+        return ([ServerGroup(d, e, pe, ps, bool(w), bool(o), b, os, ld, n)
+                 for d, e, pe, ps, w, o, b, os, ld, n in server],
+                [PixelOnlyGroup(*row) for row in pixel])
+
+    async def legs_of(self, event_id: str, order_id: str = "",
+                      destination: str | None = None) -> list[Leg]:
+        params = {"event_id": event_id, "order_id": order_id, "destination": destination}
+        rows = await self._reader.run(lambda c: c.execute(Q["legs_of"], params).fetchall())
+        return [Leg(*row[:-1], test=bool(row[-1])) for row in rows]
+
+    async def open_alert(self, rule: str, destination: str, at: float, message: str) -> bool:
+        params = {"rule": rule, "destination": destination, "at": at, "message": message}
+        row = await self._writer.run(lambda c: c.execute(Q["open_alert"], params).fetchone())
+        return row is not None
+
+    async def close_alert(self, rule: str, destination: str, at: float) -> AlertRecord | None:
+        params = {"rule": rule, "destination": destination, "at": at}
+        row = await self._writer.run(lambda c: c.execute(Q["close_alert"], params).fetchone())
+        return AlertRecord(rule, destination, RESOLVED, row[0], at, row[1]) if row else None
+
+    async def alerts(self, since: float, limit: int = 200) -> list[AlertRecord]:
+        params = {"since": since, "limit": limit}
+        rows = await self._reader.run(lambda c: c.execute(Q["alerts_since"], params).fetchall())
+        return [AlertRecord(*row) for row in rows]
 
     async def dropped(self, query: RecordQuery) -> list[DroppedEvent]:
         params = {**query.__dict__, "test_only": int(query.test_only)}
@@ -400,6 +440,8 @@ class SQLiteOutbox:
         conn.execute(Q["prune_telemetry"], {"minute": int((now - TELEMETRY_RETENTION) // 60)})
         conn.execute(Q["prune_requests"], {"before": now - self.retention})
         conn.execute(Q["prune_dropped"], {"before": now - self.retention})
+        conn.execute(Q["prune_legs"], {"before": now - LEG_RETENTION})
+        conn.execute(Q["prune_alerts"], {"before": now - TELEMETRY_RETENTION})
 
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
         params = {"ids": orjson.dumps(list(ids)).decode(), "now": time.time(),

@@ -107,6 +107,35 @@ CREATE TABLE IF NOT EXISTS requests (
     latency     REAL
 );
 CREATE INDEX IF NOT EXISTS requests_at ON requests (at);
+-- Both legs of events, for pairing (pairing.py): one row per destination, side and event_id.
+CREATE TABLE IF NOT EXISTS legs (
+    destination TEXT    NOT NULL,
+    side        TEXT    NOT NULL,
+    event_id    TEXT    NOT NULL,
+    event_name  TEXT    NOT NULL,
+    order_id    TEXT    NOT NULL,
+    at          REAL    NOT NULL,
+    state       TEXT    NOT NULL,
+    browser     TEXT    NOT NULL,
+    os          TEXT    NOT NULL,
+    load        TEXT    NOT NULL,
+    test        INTEGER NOT NULL,
+    PRIMARY KEY (destination, side, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS legs_at ON legs (side, at);
+CREATE INDEX IF NOT EXISTS legs_order ON legs (destination, side, order_id) WHERE order_id != '';
+-- Alert incidents (alerts.py): at most one firing per rule and destination.
+CREATE TABLE IF NOT EXISTS alerts (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    since       REAL NOT NULL,
+    resolved_at REAL,
+    message     TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_firing ON alerts (rule, destination)
+    WHERE state = 'firing';
 
 -- name: remember_many
 -- Stores each key of a request, or refreshes it when its last sighting is outside the window;
@@ -371,3 +400,68 @@ DELETE FROM copies WHERE received_at < :before;
 
 -- name: prune_dedup
 DELETE FROM dedup WHERE seen_at < :before;
+
+-- name: add_leg
+-- The first report of a leg stands (a reloaded page reports its pixel leg again).
+INSERT INTO legs (destination, side, event_id, event_name, order_id, at, state, browser, os,
+                  load, test)
+VALUES (:destination, :side, :event_id, :event_name, :order_id, :at, :state, :browser, :os,
+        :load, :test)
+ON CONFLICT DO NOTHING;
+
+-- name: pair_server
+-- Server legs in the window, each with its pixel leg by event_id (if any) or a flag for a
+-- pixel leg of the same order, grouped alike: few rows however many events.
+SELECT s.destination, s.event_name, COALESCE(p.event_name, ''), COALESCE(p.state, ''),
+       COALESCE(abs(p.at - s.at) <= :dedup_window, 0),
+       p.event_id IS NULL AND s.order_id != '' AND EXISTS (
+           SELECT 1 FROM legs o WHERE o.destination = s.destination AND o.side = 'pixel'
+                                  AND o.order_id = s.order_id),
+       COALESCE(NULLIF(p.browser, ''), s.browser), COALESCE(NULLIF(p.os, ''), s.os),
+       COALESCE(p.load, ''), COUNT(*)
+FROM legs s
+LEFT JOIN legs p ON p.destination = s.destination AND p.side = 'pixel' AND p.event_id = s.event_id
+WHERE s.side = 'server' AND s.at >= :start AND s.at < :end
+  AND (:mode = 'all' OR s.test = (:mode = 'test'))
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9;
+
+-- name: pair_pixel_only
+-- Pixel legs in the window with no server leg of their event_id nor of their order.
+SELECT p.destination, p.event_name, p.state, p.browser, p.os, p.load, COUNT(*)
+FROM legs p
+WHERE p.side = 'pixel' AND p.at >= :start AND p.at < :end AND :mode != 'test'
+  AND NOT EXISTS (SELECT 1 FROM legs s WHERE s.destination = p.destination
+                  AND s.side = 'server' AND s.event_id = p.event_id)
+  AND NOT (p.order_id != '' AND EXISTS (SELECT 1 FROM legs s WHERE s.destination = p.destination
+                                        AND s.side = 'server' AND s.order_id = p.order_id))
+GROUP BY 1, 2, 3, 4, 5, 6;
+
+-- name: legs_of
+SELECT destination, side, event_name, event_id, order_id, at, state, browser, os, load, test
+FROM legs
+WHERE (event_id = :event_id OR (:order_id != '' AND order_id = :order_id))
+  AND (:destination IS NULL OR destination = :destination)
+ORDER BY at LIMIT 20;
+
+-- name: prune_legs
+DELETE FROM legs WHERE at < :before;
+
+-- name: open_alert
+-- Returns a row only for the process that opened the incident: it alone notifies.
+INSERT INTO alerts (rule, destination, state, since, message)
+VALUES (:rule, :destination, 'firing', :at, :message)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: close_alert
+UPDATE alerts SET state = 'resolved', resolved_at = :at
+WHERE rule = :rule AND destination = :destination AND state = 'firing'
+RETURNING since, message;
+
+-- name: alerts_since
+SELECT rule, destination, state, since, resolved_at, message FROM alerts
+WHERE state = 'firing' OR resolved_at >= :since
+ORDER BY since DESC LIMIT :limit;
+
+-- name: prune_alerts
+DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < :before;

@@ -84,7 +84,8 @@ class Sandbox:
             report, v2 = lint.lint_request(body, now=now), body
         log["body"] = redact_unhashed(body)
         source_id = v2.get("event_source_id") if isinstance(v2, dict) else None
-        denied = self.state.check_token(request.headers.get("access-token"), str(source_id or ""))
+        denied = self.faults.token_denied() or self.state.check_token(
+            request.headers.get("access-token"), str(source_id or ""))
         if denied:
             return denied[0], denied[1], {}
         problem = report.first_error() or (report.first_dropped() if self.strict else None)

@@ -25,6 +25,8 @@ class FaultSettings(BaseModel):
     partial_rate: float | None = Field(default=None, ge=0, le=1)
     # Sent as the Retry-After header of rate-limited answers, as written ("1e308" too).
     retry_after: str | None = Field(default=None, max_length=50)
+    # Every request refused as with a lapsed (40001) or revoked (40105) token; 0 stops it.
+    token_error: Literal[0, 40001, 40105] | None = None
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Faults:
     outage_kind: str = "503"
     partial_rate: float = 0.0
     retry_after: str = ""
+    token_error: int = 0
     _recent: deque[float] = field(default_factory=deque, repr=False)
     _random: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -53,10 +56,19 @@ class Faults:
     def reset(self) -> None:
         self.update(FaultSettings(latency_ms=0, error_rate=0, error_kind="json",
                                   rate_limit_qps=0, outage_seconds=0, outage_kind="503",
-                                  partial_rate=0, retry_after=""))
+                                  partial_rate=0, retry_after="", token_error=0))
 
     def in_outage(self, now: float) -> bool:
         return now < self.outage_until
+
+    def token_denied(self) -> tuple[int, str] | None:
+        """TikTok's answer to a lapsed or revoked token, while that fault is on."""
+        if self.token_error == 40001:
+            return 40001, "Access token is invalid or has expired."
+        if self.token_error == 40105:
+            return 40105, ("No permission to operate pixel code: the access token was revoked "
+                           "or its user lost access to the pixel.")
+        return None
 
     def should_error(self) -> bool:
         return self.error_rate > 0 and self._random.random() < self.error_rate
@@ -81,7 +93,7 @@ class Faults:
 
     def as_dict(self, now: float | None = None) -> dict[str, Any]:
         public = ("latency_ms", "error_rate", "error_kind", "rate_limit_qps", "outage_kind",
-                  "partial_rate")
+                  "partial_rate", "token_error")
         data: dict[str, Any] = {k: getattr(self, k) for k in public}
         remaining = self.outage_until - (time.time() if now is None else now)
         data["outage_remaining_seconds"] = max(0.0, round(remaining, 3))

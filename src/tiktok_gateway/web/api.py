@@ -1,13 +1,15 @@
 """The dashboard's JSON (and CSV) API: the headline figures and event search.
 
 Behind the admin login like every dashboard route. Its shape is relied on by other tools:
-`/dashboard/api/summary` and `/dashboard/api/events` as documented in docs/http-api.md.
+`/dashboard/api/summary`, `/dashboard/api/events`, `/dashboard/api/pairing`, `/setup` and
+`/alerts` as documented in docs/http-api.md.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from .. import summary
 from ..gateway import Gateway
+from ..pairing import WINDOWS
 from ..search import MAX_LIMIT, STATES, EventSearch
 
 MAX_PARAMETER = 300  # characters of any search parameter
@@ -38,6 +41,21 @@ class DashboardAPI:
         except BadParameter as exc:
             return JSONResponse({"error": str(exc)}, 400)
         return JSONResponse(await self.gateway.summary(window, mode))
+
+    async def pairing(self, request: Request) -> Response:
+        try:
+            window = _choice(request, "window", WINDOWS, "7d")
+            mode = _choice(request, "mode", summary.MODES, "all")
+            event = _text(request, "event")
+        except BadParameter as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        end = time.time()
+        found = await self.gateway.pairing(end - WINDOWS[window], end, event=event, mode=mode)
+        answer = found.as_dict()
+        if request.query_params.get("breakdown") in ("1", "true"):
+            answer["server_only_by"] = {name: dict(found.by(column)) for column, name in
+                                        enumerate(("cause", "browser", "os", "load"))}
+        return JSONResponse(answer)
 
     async def events(self, request: Request) -> Response:
         try:

@@ -24,6 +24,7 @@ from .dashboard import Dashboard
 from .health import EventStatus, Readiness, healthz
 from .ingest import Ingest
 from .openapi import openapi_document
+from .pixel import PixelReports
 from .sources import Sources
 
 SANDBOX_MOUNT = "/tiktok-sandbox"
@@ -61,8 +62,10 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
                                 401, headers={"WWW-Authenticate": "Bearer"})
         return Response(await gateway.metrics(), media_type=CONTENT_TYPE_LATEST)
 
+    ingest = Ingest(gateway, keys)
     routes: list[BaseRoute] = [
-        Route("/v1/events", Ingest(gateway, keys).endpoint, methods=["POST", "OPTIONS"]),
+        Route("/v1/events", ingest.endpoint, methods=["POST", "OPTIONS"]),
+        Route("/v1/pixel", PixelReports(gateway, ingest).endpoint, methods=["POST", "OPTIONS"]),
         Route("/v1/events/status", EventStatus(gateway, keys).endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", Readiness(gateway, admin).endpoint, methods=["GET"]),

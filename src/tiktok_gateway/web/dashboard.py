@@ -68,6 +68,7 @@ class Dashboard:
             Route("/dashboard/gaps", guarded(self.gaps), methods=["GET", "POST"]),
             Route("/dashboard/api/summary", guarded(api.summary), methods=["GET"]),
             Route("/dashboard/api/events", guarded(api.events), methods=["GET"]),
+            Route("/dashboard/api/pairing", guarded(api.pairing), methods=["GET"]),
         ]
 
     def _guard(self, handler: Handler) -> Handler:
