@@ -17,6 +17,13 @@ _INDEX = re.compile(r"(?<=[.\[])\d+(?=[.\]]|$)|(?<=\s)\d+(?=\s|$)")
 _SPACES = re.compile(r"\s+")
 MAX_CAUSE = 200
 AUTH_CODES = frozenset({codes.CODE_NO_PERMISSION, codes.CODE_BAD_TOKEN, codes.CODE_NOT_FOUND})
+# The two answers a token gets when it no longer works: an alert's and the set-up
+# checklist's words for them.
+AUTH_MEANINGS = {codes.CODE_NO_PERMISSION: "the access token's user has no permission for this pixel",
+                 codes.CODE_BAD_TOKEN: "the access token is missing, invalid, revoked or expired"}
+AUTH_ACTION = ("generate a new access token in TikTok Events Manager (the pixel's Settings, "
+               "Events API) as a user with access to the pixel, and set it as the "
+               "destination's access_token")
 
 ADVICE = {
     "unavailable": "TikTok (or the network before it) is failing; the gateway retries with "

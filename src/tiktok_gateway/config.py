@@ -126,6 +126,45 @@ class ObserveSettings(_Section):
     flush_seconds: float = Field(default=2.0, gt=0)
 
 
+class AlertWebhookSettings(_Section):
+    """Where alert messages go: a Slack-compatible incoming webhook, or any URL taking JSON."""
+
+    # A secret (Slack's URL is one): env:NAME, file:PATH or a literal.
+    url: str = Field(min_length=1)
+    format: Literal["json", "slack"] = "json"
+    # Signs each JSON body (X-TikTok-Gateway-Signature, HMAC-SHA256): env:NAME, file:PATH.
+    secret: str = ""
+
+
+class AlertSettings(_Section):
+    """Rules the gateway evaluates itself; every threshold is for a small shop by default."""
+
+    enabled: bool = True
+    evaluate_seconds: float = Field(default=30, gt=0)
+    # The share of events in requests TikTok accepted, over a window, with enough of them.
+    delivery_rate_below: float = Field(default=0.9, ge=0, le=1)
+    delivery_window_minutes: float = Field(default=15, gt=0)
+    delivery_min_events: int = Field(default=5, ge=1)
+    # Any 40001 (token invalid or expired) or 40105 (no permission) fires at once.
+    auth_errors: bool = True
+    # No event for this long, when the same hour of the last week had at least
+    # `silent_usual_events` in as long on average. 0 turns the rule off.
+    silent_minutes: float = Field(default=60, ge=0)
+    silent_usual_events: float = Field(default=3, gt=0)
+    # A destination's test_event_code still on with traffic for longer than this. 0: off.
+    test_code_hours: float = Field(default=4, ge=0)
+    dead_letters_above: int = Field(default=10, ge=0)
+    oldest_pending_minutes: float = Field(default=30, gt=0)
+    # A fall against the previous week: of the pairing rate (0.2 is 20 points) and of the
+    # match-quality estimate (points out of 10), with at least `weekly_min_events` each week.
+    pairing_drop: float = Field(default=0.2, gt=0, le=1)
+    match_quality_drop: float = Field(default=1.5, gt=0, le=10)
+    weekly_min_events: int = Field(default=50, ge=1)
+    webhooks: list[AlertWebhookSettings] = Field(default_factory=list)
+    # The first wait before a webhook that failed gets a message again (then doubling, to 5 min).
+    webhook_retry_seconds: float = Field(default=5, gt=0)
+
+
 class WebhookSettings(_Section):
     shopify_secret: str = ""
     # orders/create for orders paid at checkout, orders/paid for those paid later (bank
@@ -192,6 +231,7 @@ class Settings(_Section):
     admin: AdminSettings = Field(default_factory=AdminSettings)
     observe: ObserveSettings = Field(default_factory=ObserveSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     keys: list[KeySettings] = Field(default_factory=list)
     destinations: list[DestinationSettings] = Field(default_factory=list)
 

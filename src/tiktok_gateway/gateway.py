@@ -17,15 +17,19 @@ import httpx
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp
 
-from . import summary
+from . import checklist, summary
+from .alerts import AlertMonitor
+from .checklist import Step
 from .clock import ReferenceClock
 from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
 from .exceptions import ConfigError, OutboxError, SchemaError
 from .gaps import GapReport, gap_report
+from .notify import Notifier
 from .ingest import Destination, Ingest, IngestResult, RequestContext
 from .outbox import (
     DEAD,
+    AlertRecord,
     Backlog,
     CopyRecord,
     Leg,
@@ -67,6 +71,10 @@ class Gateway:
         self._ingest = ingest
         self._dispatcher = dispatcher
         self._telemetry = telemetry
+        self.alerts = AlertMonitor(
+            settings.alerts, settings.destinations, store.telemetry, store.records,
+            Notifier(settings.alerts.webhooks, retry_base=settings.alerts.webhook_retry_seconds),
+        ) if settings.alerts.enabled else None
         # Validate, route and durably store events (`ingest.Ingest.accept`): bound directly,
         # since every ingest request calls it.
         self.accept: Callable[[Sequence[Any], RequestContext], Awaitable[IngestResult]] = (
@@ -131,12 +139,16 @@ class Gateway:
                            exc.message)
         self._telemetry.start()
         self._dispatcher.start()
+        if self.alerts is not None:
+            self.alerts.start()
         if self.demo:
             logger.warning("demo mode: no TikTok access token is configured, so events go to "
                            "the built-in sandbox, not TikTok")
 
     async def stop(self) -> None:
         """Drain the batches in flight, then close clients and the store."""
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self._dispatcher.stop()
         await self._telemetry.stop()
         for sender in self._dispatcher.senders.values():
@@ -227,6 +239,15 @@ class Gateway:
     def record_pixel_legs(self, legs: Sequence[Leg]) -> None:
         """The page's pixel legs, reported by /tt.js: evidence for pairing, never sent."""
         self._telemetry.legs(legs)
+
+    async def setup_steps(self) -> list[Step]:
+        """The set-up checklist, checked against the last week (see checklist.py)."""
+        return await checklist.collect(self.settings.destinations, self._store.telemetry,
+                                       demo=self.demo)
+
+    async def alert_list(self, since: float) -> list[AlertRecord]:
+        """Alert incidents firing, and those resolved since `since`, newest first."""
+        return await self._store.telemetry.alerts(since)
 
     async def webhook_orders(self, since: float, limit: int) -> list[str]:
         return await self._store.records.webhook_orders(since, limit)

@@ -18,7 +18,7 @@ matches; `classify` turns those into what the pairing view shows per TikTok even
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,6 +175,15 @@ def classify(start: float, end: float, server: Iterable[ServerGroup],
         if event is None or lone.event_name == event:
             pairing.event(lone.event_name).pixel_only += lone.count
     return pairing
+
+
+def by_destination(start: float, end: float, server: Sequence[ServerGroup],
+                   pixel_only: Sequence[PixelOnlyGroup], names: Iterable[str],
+                   ) -> dict[str, Pairing]:
+    """One pairing per destination from one store answer."""
+    return {name: classify(start, end, [g for g in server if g.destination == name],
+                           [g for g in pixel_only if g.destination == name])
+            for name in names}
 
 
 @functools.lru_cache(maxsize=2048)

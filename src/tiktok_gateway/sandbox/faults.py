@@ -25,7 +25,8 @@ class FaultSettings(BaseModel):
     partial_rate: float | None = Field(default=None, ge=0, le=1)
     # Sent as the Retry-After header of rate-limited answers, as written ("1e308" too).
     retry_after: str | None = Field(default=None, max_length=50)
-    # Every request refused as with a lapsed (40001) or revoked (40105) token; 0 stops it.
+    # Every request refused: 40001 (no permission for the pixel) or 40105 (a revoked or
+    # expired token); 0 stops it.
     token_error: Literal[0, 40001, 40105] | None = None
 
 
@@ -64,10 +65,10 @@ class Faults:
     def token_denied(self) -> tuple[int, str] | None:
         """TikTok's answer to a lapsed or revoked token, while that fault is on."""
         if self.token_error == 40001:
-            return 40001, "Access token is invalid or has expired."
+            return 40001, ("No permission to operate pixel code. You must be an admin or "
+                           "operator of this advertiser account.")
         if self.token_error == 40105:
-            return 40105, ("No permission to operate pixel code: the access token was revoked "
-                           "or its user lost access to the pixel.")
+            return 40105, "Access token is invalid or has expired."
         return None
 
     def should_error(self) -> bool:

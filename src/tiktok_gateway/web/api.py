@@ -16,11 +16,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import summary
+from .. import checklist, summary
 from ..gateway import Gateway
 from ..pairing import WINDOWS
 from ..search import MAX_LIMIT, STATES, EventSearch
 
+ALERT_HISTORY = 30 * 86400  # resolved incidents listed for this long
 MAX_PARAMETER = 300  # characters of any search parameter
 CSV_COLUMNS = ("received_at", "destination", "event", "event_id", "order_id", "state", "reason",
                "test", "source", "tiktok_code", "tiktok_message", "tiktok_request_id")
@@ -56,6 +57,15 @@ class DashboardAPI:
             answer["server_only_by"] = {name: dict(found.by(column)) for column, name in
                                         enumerate(("cause", "browser", "os", "load"))}
         return JSONResponse(answer)
+
+    async def setup(self, request: Request) -> Response:
+        return JSONResponse(checklist.as_json(await self.gateway.setup_steps()))
+
+    async def alerts(self, request: Request) -> Response:
+        found = await self.gateway.alert_list(time.time() - ALERT_HISTORY)
+        return JSONResponse({"alerts": [
+            {"rule": a.rule, "destination": a.destination, "state": a.state,
+             "since": int(a.since), "message": a.message} for a in found]})
 
     async def events(self, request: Request) -> Response:
         try:

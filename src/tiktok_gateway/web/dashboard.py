@@ -69,6 +69,8 @@ class Dashboard:
             Route("/dashboard/api/summary", guarded(api.summary), methods=["GET"]),
             Route("/dashboard/api/events", guarded(api.events), methods=["GET"]),
             Route("/dashboard/api/pairing", guarded(api.pairing), methods=["GET"]),
+            Route("/dashboard/api/alerts", guarded(api.alerts), methods=["GET"]),
+            Route("/dashboard/api/setup", guarded(api.setup), methods=["GET"]),
         ]
 
     def _guard(self, handler: Handler) -> Handler:
