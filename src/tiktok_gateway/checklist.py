@@ -124,8 +124,8 @@ def test_event(seen: Seen) -> tuple[str, str, str]:
     if _live_flowing(seen):
         return DONE, "live events flow: the test stage is behind you", ""
     return TODO, "no test event has reached TikTok", (
-        "place a test order, or run: tiktok-gateway send --test, then look for it in "
-        "TikTok's Test Events tab")
+        "place a test order, or run: tiktok-gateway send --test-event-code <code> (or "
+        "test_event_code set), then look for it in TikTok's Test Events tab")
 
 
 def test_lint(seen: Seen) -> tuple[str, str, str]:

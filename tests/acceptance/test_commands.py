@@ -51,6 +51,14 @@ def test_send_prints_tiktoks_answer(tmp_path: Path, tiktok_process: Process) -> 
     assert "TikTok code 0: OK request_id 20" in result.stdout
     [event] = sandbox_events(tiktok_process)
     assert event["test_event_code"] == "TEST9" and event["hashed_fields"] == ["email"]
+    # doctor's checklist reads what the gateway saw: a test event reached TikTok.
+    doctor = cli("doctor", "--config", str(config), "--json", env=ENV)
+    steps = {s["id"]: s for s in json.loads(doctor.stdout)["steps"]}
+    assert steps["test_event"]["status"] == "done", steps["test_event"]
+    assert steps["access_token"]["status"] == "done"
+    assert steps["live"]["status"] == "todo"
+    printed = cli("doctor", "--config", str(config), env=ENV).stdout
+    assert "set-up checklist: " in printed and "A test event arrived at TikTok" in printed
 
 
 def test_replay_after_fixing_the_token(tmp_path: Path, tiktok_process: Process) -> None:

@@ -18,6 +18,7 @@ from tiktok_gateway.outbox import (
     SENT,
     Backend,
     Backlog,
+    Leg,
     NewEvent,
     Outcome,
     RecordQuery,
@@ -25,6 +26,10 @@ from tiktok_gateway.outbox import (
     StoreOptions,
     open_store,
 )
+
+from tiktok_gateway.pairing import PIXEL as PIXEL_SIDE
+from tiktok_gateway.pairing import SERVER as SERVER_SIDE
+from tiktok_gateway.pairing import classify
 
 BACKENDS = ["memory", "sqlite", "postgres"]
 OK = Outcome(0, "OK", "202611241200000000000000000000000000")
@@ -473,3 +478,60 @@ async def test_every_event_is_found_by_prefix_in_any_case(outbox: Backend) -> No
     assert [f["event_id"] for f in by_id] == ["Ab-2_CompletePayment"]
     assert (await search_events(outbox, outbox.telemetry, EventSearch(prefix="a\x00")))[0] == 0
     assert await outbox.webhook_orders(time.time() - 60, 10) == ["Ab-2", "Ab-1"]
+
+
+def leg(side: str, event_id: str, *, order_id: str = "", name: str = "CompletePayment",
+        state: str = "loaded", at: float | None = None, test: bool = False,
+        browser: str = "Chrome 131") -> Leg:
+    return Leg("shop", side, name, event_id, order_id, time.time() if at is None else at,
+               state, browser, "Android 14", "1-3s" if side == PIXEL_SIDE else "", test)
+
+
+async def test_legs_pair_by_event_id_then_by_order(outbox: Backend) -> None:
+    """Every backend groups server legs with their pixel legs alike, so that one
+    classification gives one pairing whatever the store."""
+    now = time.time()
+    await outbox.telemetry.add({}, [], [], [
+        leg(SERVER_SIDE, "A_CompletePayment", order_id="A", state="webhook"),
+        leg(PIXEL_SIDE, "A_CompletePayment", order_id="A"),
+        leg(SERVER_SIDE, "B_CompletePayment", order_id="B", state="server"),
+        leg(PIXEL_SIDE, "B_CompletePayment", order_id="B", state="blocked", browser="Safari 17"),
+        leg(SERVER_SIDE, "M_CompletePayment", order_id="M"),
+        leg(PIXEL_SIDE, "other-id", order_id="M"),
+        leg(SERVER_SIDE, "N_CompletePayment", order_id="N"),
+        leg(PIXEL_SIDE, "N_CompletePayment", order_id="N", name="Purchase"),
+        leg(SERVER_SIDE, "D_CompletePayment", order_id="D"),
+        leg(SERVER_SIDE, "T_CompletePayment", order_id="T", test=True),
+        leg(PIXEL_SIDE, "P_CompletePayment", order_id="P"),
+        leg(PIXEL_SIDE, "OLD", at=now - 3 * 86400),
+    ])
+    # The first report of a leg stands: a page reloaded does not change it.
+    await outbox.telemetry.add({}, [], [], [leg(PIXEL_SIDE, "B_CompletePayment", order_id="B")])
+    pairing = classify(now - 3600, now + 1, *await outbox.telemetry.pair_counts(now - 3600,
+                                                                                now + 1))
+    assert pairing.as_dict()["events"]["CompletePayment"] == {
+        "both": 1, "server_only": 3, "pixel_only": 1, "mismatched": 2,
+        "server_only_causes": {"blocked": 1, "not_loaded": 0, "consent": 0, "absent": 2}}
+    assert dict(pairing.by(1)) == {"Chrome 131": 2, "Safari 17": 1}
+    live = classify(now - 3600, now + 1, *await outbox.telemetry.pair_counts(
+        now - 3600, now + 1, "live"))
+    assert live.events["CompletePayment"].server_only == 2  # the test order left out
+    legs = await outbox.telemetry.legs_of("M_CompletePayment", "M")
+    assert sorted((x.side, x.event_id) for x in legs) == [("pixel", "other-id"),
+                                                         ("server", "M_CompletePayment")]
+
+
+async def test_one_incident_per_rule_and_destination(outbox: Backend) -> None:
+    """An alert opens once while it fires (only its opener is told so) and resolves once."""
+    telemetry = outbox.telemetry
+    assert await telemetry.open_alert("auth_error", "shop", 100.0, "40105") is True
+    assert await telemetry.open_alert("auth_error", "shop", 101.0, "40105 again") is False
+    assert await telemetry.open_alert("auth_error", "other", 102.0, "40001") is True
+    closed = await telemetry.close_alert("auth_error", "shop", 200.0)
+    assert closed is not None and (closed.since, closed.message) == (100.0, "40105")
+    assert await telemetry.close_alert("auth_error", "shop", 201.0) is None
+    assert await telemetry.open_alert("auth_error", "shop", 300.0, "again") is True
+    found = [(a.destination, a.state, a.since) for a in await telemetry.alerts(150.0)]
+    assert found == [("shop", "firing", 300.0), ("other", "firing", 102.0),
+                     ("shop", "resolved", 100.0)]
+    assert [a.since for a in await telemetry.alerts(250.0)] == [300.0, 102.0]

@@ -127,6 +127,28 @@ def test_pairing_of_pixel_and_server(make_gateway: Callable[..., str], sandbox_u
         assert by["os"] == {"iOS 17": 4, "Windows 10": 1}
         assert sum(by["load"].values()) == 5 and by["load"].get("unknown") == 1
 
+        # The dashboard says the same, and the inspector shows both legs side by side.
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            admin = browser.new_context(http_credentials={"username": ADMIN[0],
+                                                          "password": ADMIN[1]})
+            page = admin.new_page()
+            page.goto(f"{gateway}/dashboard/pairing")
+            shown = {i: page.inner_text(f"#{i}") for i in ("both", "server-only", "pixel-only",
+                                                           "mismatched", "pairing-rate")}
+            assert shown == {"both": "2", "server-only": "5", "pixel-only": "1",
+                             "mismatched": "2", "pairing-rate": "50%"}
+            assert "blocked" in page.inner_text("#by-cause")
+            assert "Mobile Safari 17" in page.inner_text("#by-browser")
+            [found] = httpx.get(f"{gateway}/dashboard/api/events", params={"order_id": "M1"},
+                                auth=ADMIN).json()["events"]
+            page.goto(f"{gateway}/dashboard/inspector/{found['record_id']}")
+            legs = page.inner_text("#legs")
+            assert "M1_CompletePayment" in legs and "M1-browser-id" in legs
+            assert "same order, other event_id" in legs and "loaded" in legs
+            assert page.locator("#legs td.bad").count() == 1  # the other event_id, marked
+            browser.close()
+
         # The pixel legs are evidence only: TikTok got the backend's nine events and no more.
         arrived = httpx.get(f"{sandbox_url}/sandbox/events").json()["events"]
         assert sorted(e["event_id"] for e in arrived) == sorted(

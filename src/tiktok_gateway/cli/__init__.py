@@ -393,21 +393,33 @@ def migrate(config: ConfigOption = None) -> None:
 
 
 @app.command()
-def doctor(config: ConfigOption = None) -> None:
-    """Check a config: tokens present, pixel ids, TikTok reachable, test codes left on."""
-    from .doctor import run_checks
+def doctor(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Findings and checklist as JSON.")] = False,
+) -> None:
+    """Check a config (tokens, pixel ids, TikTok, test codes) and print the set-up checklist."""
+    from ..checklist import as_json as checklist_json
+    from .doctor import run_checks, setup_checklist
+    from .output import print_checklist
 
     path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
     settings = load_config(path)
     assert settings is not None
     findings = run_checks(settings)
+    steps, unreadable = setup_checklist(settings)
+    failed = any(level == "error" for level, _ in findings)
+    if as_json:
+        typer.echo(json.dumps({"findings": [{"level": lv, "message": m} for lv, m in findings],
+                               "store": unreadable or "read", **checklist_json(steps)}, indent=2))
+        raise typer.Exit(1 if failed else 0)
     console = Console()
     styles = {"ok": "green", "warn": "yellow", "error": "red"}
     for level, message in findings:
         # The message is text, not markup: "[[keys]]" must print as written.
         console.print(f"[{styles[level]}]{level:>5}[/{styles[level]}]  {escape(message)}",
                       highlight=False)
-    raise typer.Exit(1 if any(level == "error" for level, _ in findings) else 0)
+    print_checklist(steps, unreadable, console)
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

@@ -1,8 +1,15 @@
-"""`tiktok-gateway doctor`: what would stop a config from delivering, before it matters."""
+"""`tiktok-gateway doctor`: what would stop a config from delivering, before it matters,
+and the set-up checklist as the store has seen it."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import httpx
+
+from ..checklist import Step, checklist, collect
+from ..exceptions import GatewayError
 
 from ..config import Settings, resolve_secret
 from ..pipeline import route_for
@@ -68,3 +75,26 @@ def _reachability(base_url: str, timeout: float) -> Finding:
     except httpx.HTTPError as exc:
         return ("error", f"TikTok base URL {base_url} is unreachable: {type(exc).__name__}")
     return ("ok", f"TikTok base URL {base_url} answers (HTTP {response.status_code})")
+
+
+def setup_checklist(settings: Settings) -> tuple[list[Step], str | None]:
+    """The checklist from the store (read only), and why it could not be read, if so. A
+    SQLite file that does not exist yet is not made here: nothing has been seen."""
+    demo = all(not d.access_token for d in settings.destinations)
+    url = settings.storage.url
+    if url.startswith("memory://") or (
+            url.startswith("sqlite://") and not Path(url.removeprefix("sqlite:///")).exists()):
+        return checklist(settings.destinations, [], [], {}, demo=demo), None
+    from ..outbox import StoreOptions, open_store
+
+    async def read() -> list[Step]:
+        store = open_store(url, StoreOptions(owner=False, auto_migrate=False))
+        try:
+            return await collect(settings.destinations, store.telemetry, demo=demo)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(read()), None
+    except GatewayError as exc:
+        return checklist(settings.destinations, [], [], {}, demo=demo), exc.message

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..checklist import Step
 from ..config import Settings
 from ..exceptions import ConfigError, FieldError
 from ..figures import EMQ_WEIGHTS
@@ -137,3 +138,20 @@ def _pct(value: float | None) -> str:
 
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.0f} ms"
+
+
+CHECK_MARKS = {"done": "[green]done[/green]", "warning": "[yellow]warn[/yellow]",
+               "todo": "[red]todo[/red]"}
+
+
+def print_checklist(steps: list[Step], unreadable: str | None, console: Console) -> None:
+    """The set-up checklist: each step's status, evidence and, until done, what to do."""
+    done = sum(s.status == "done" for s in steps)
+    console.print(f"\nset-up checklist: {done} of {len(steps)} done"
+                  + (f" (store not read: {escape(unreadable)})" if unreadable else ""),
+                  highlight=False)
+    for number, step in enumerate(steps, start=1):
+        console.print(f"{number:>3}. {CHECK_MARKS[step.status]:<6} {escape(step.title)}: "
+                      f"{escape(step.evidence)}", highlight=False)
+        if step.action and step.status != "done":
+            console.print(f"       next: {escape(step.action)}", highlight=False)

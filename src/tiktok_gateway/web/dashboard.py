@@ -24,6 +24,7 @@ from starlette.templating import Jinja2Templates
 from .. import causes, figures, gaps, summary
 from ..gateway import Gateway
 from ..outbox import OutboxRecord, RecordQuery
+from ..pairing import PIXEL, SERVER
 from ..search import STATES as SEARCH_STATES
 from ..search import EventSearch
 from ..telemetry import QUALITY_FIELDS, SOURCES, USER_FIELDS, mode_includes, of_source
@@ -32,6 +33,7 @@ from .admin import AdminAuth
 from .api import DashboardAPI, csv_response
 from .auth import client_ip, is_trusted, parse_networks
 from .charts import bar_chart
+from .setup_pages import SetupPages
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.filters["pct"] = figures.share_text
@@ -52,11 +54,16 @@ class Dashboard:
         self.gateway = gateway
         self.auth = auth
         self.trusted = parse_networks(gateway.settings.server.trusted_proxies)
+        self.setup_pages = SetupPages(gateway, self._render)
 
     def routes(self) -> list[Route]:
         guarded = self._guard
         api = DashboardAPI(self.gateway)
+        pages = self.setup_pages
         return [
+            Route("/dashboard/setup", guarded(pages.setup), methods=["GET"]),
+            Route("/dashboard/pairing", guarded(pages.pairing), methods=["GET"]),
+            Route("/dashboard/alerts", guarded(pages.alerts), methods=["GET"]),
             Route("/dashboard", guarded(self.overview), methods=["GET"]),
             Route("/dashboard/quality", guarded(self.quality), methods=["GET"]),
             Route("/dashboard/inspector", guarded(self.inspector), methods=["GET"]),
@@ -157,7 +164,9 @@ class Dashboard:
             for h in health}
         oldest = now - backlog.oldest_pending_at if backlog.oldest_pending_at else None
         refresh = request.query_params.get("refresh", "30")
+        extras = await self.setup_pages.overview_extras()
         return self._render(request, "overview.html", window=window, mode=mode, health=health,
+                            **extras,
                             custom=custom,
                             charts=charts, backlog=backlog, oldest=oldest, totals=totals,
                             summary=figures_now, since=since, before=before,
@@ -213,7 +222,11 @@ class Dashboard:
         record = await self.gateway.record(record_id) if record_id <= MAX_RECORD_ID else None
         if record is None:
             return self._render(request, "inspect.html", record=None)
+        legs = await self.gateway.legs(record.event_id, record.order_id, record.destination)
         return self._render(request, "inspect.html", record=record,
+                            server_leg=next((x for x in legs if x.side == SERVER
+                                             and x.event_id == record.event_id), None),
+                            pixel_legs=[x for x in legs if x.side == PIXEL],
                             copies=await self.gateway.copies(record.id),
                             changes=await self.gateway.changes(record.order_id),
                             inbound=json.loads(record.inbound) if record.inbound else None,
