@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import __version__
 from ..events import Event
+from .pixel import PixelBeacon
 
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 FIELD_ERROR = {"type": "object", "properties": {"field": {"type": "string"},
@@ -38,8 +39,10 @@ def _error(description: str) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     schema = Event.model_json_schema(ref_template="#/components/schemas/{model}")
     components = schema.pop("$defs", {})
+    beacon = PixelBeacon.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(beacon.pop("$defs", {}))
     components.update(Event=schema, Error=ERROR, FieldError=FIELD_ERROR,
-                      IngestResult=INGEST_RESULT)
+                      IngestResult=INGEST_RESULT, PixelBeacon=beacon)
     batch = {"type": "object", "required": ["events"], "properties": {"events": {
         "type": "array", "maxItems": 1000, "items": {"$ref": "#/components/schemas/Event"}}}}
     ingest = {
@@ -70,6 +73,16 @@ def openapi_document() -> dict[str, Any]:
                             "400": _error("neither event_id nor order_id, or one too long"),
                             "401": _error("A server key is required")},
               "security": [{"bearer": []}]}
+    pixel = {"summary": "What the page's TikTok pixel did with its events (from /tt.js)",
+             "requestBody": {"required": True, "content": {"application/json": {
+                 "schema": {"$ref": "#/components/schemas/PixelBeacon"}}}},
+             "responses": {"202": _json({"type": "object"}, "Recorded (evidence for pairing)"),
+                           "400": _json({"type": "object"}, "Malformed; each field at fault"),
+                           "401": _error("Missing or unknown key"),
+                           "403": _error("Origin not allowed for a browser key"),
+                           "413": _error("Body too large"),
+                           "429": _error("Too many requests from this client")},
+             "security": [{"bearer": []}]}
     simple = {"get": {"responses": {"200": _json({"type": "object"}, "OK"),
                                     "503": _json({"type": "object"}, "Not ready")}}}
     return {
@@ -77,6 +90,7 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "tiktok-gateway", "version": __version__,
                  "description": "Server-side tracking gateway for the TikTok Events API"},
         "paths": {"/v1/events": {"post": ingest}, "/v1/events/status": {"get": status},
+                  "/v1/pixel": {"post": pixel},
                   "/healthz": simple, "/readyz": simple},
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
