@@ -24,9 +24,17 @@ from .causes import AUTH_MEANINGS as AUTH_CODES
 from .config import AlertSettings, DestinationSettings
 from .figures import data_quality
 from .notify import Notification, Notifier
-from .outbox import FIRING, PARTIAL_REJECTS, Backlog, RecordReader, RequestLog, TelemetryStore
+from .outbox import (
+    FIRING,
+    PARTIAL_REJECTS,
+    TEST_COUNTER,
+    Backlog,
+    RecordReader,
+    RequestLog,
+    TelemetryStore,
+)
 from .pairing import Pairing, by_destination
-from .telemetry import RECEIVED, TEST_COUNTER
+from .telemetry import RECEIVED
 
 logger = logging.getLogger("tiktok_gateway.alerts")
 
@@ -252,9 +260,9 @@ class AlertMonitor:
         """The usual traffic per hour of day (the last 7 days) and the weekly figures."""
         counters = await self.telemetry.counters(now - 2 * WEEK)
         usual: dict[tuple[str, int], float] = defaultdict(float)
-        for minute, dest, _event, name, value in counters:
+        for minute, name_of_dest, _event, name, value in counters:
             if name in (RECEIVED, TEST_COUNTER + RECEIVED) and minute * 60 >= now - WEEK:
-                usual[(dest, time.gmtime(minute * 60).tm_hour)] += value / 7
+                usual[(name_of_dest, time.gmtime(minute * 60).tm_hour)] += value / 7
         self._usual = dict(usual)
         this_week = await self._pairing(now - WEEK, now)
         last_week = await self._pairing(now - 2 * WEEK, now - WEEK)

@@ -25,8 +25,8 @@ from .config import Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
 from .exceptions import ConfigError, OutboxError, SchemaError
 from .gaps import GapReport, gap_report
-from .notify import Notifier
 from .ingest import Destination, Ingest, IngestResult, RequestContext
+from .notify import Notifier
 from .outbox import (
     DEAD,
     AlertRecord,

@@ -26,7 +26,6 @@ from tiktok_gateway.outbox import (
     StoreOptions,
     open_store,
 )
-
 from tiktok_gateway.pairing import PIXEL as PIXEL_SIDE
 from tiktok_gateway.pairing import SERVER as SERVER_SIDE
 from tiktok_gateway.pairing import classify

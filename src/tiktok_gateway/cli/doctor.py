@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 
 from ..checklist import Step, checklist, collect
-from ..exceptions import GatewayError
-
 from ..config import Settings, resolve_secret
+from ..exceptions import GatewayError
 from ..pipeline import route_for
 from ..tiktok.schema import DEFAULT_BASE_URL, EVENT_SET_ID, PIXEL_CODE
 

@@ -35,7 +35,6 @@ from . import (
 )
 from ._rows import merge_counters, merged_copy
 
-
 MAX_LEGS = 200_000
 
 
@@ -66,24 +65,27 @@ class InMemoryTelemetry:
                         if leg.side == PIXEL and leg.order_id}
         server_orders = {(leg.destination, leg.order_id) for leg in self.legs.values()
                          if leg.side == SERVER and leg.order_id}
-        server: Counter[tuple[object, ...]] = Counter()
-        lone: Counter[tuple[object, ...]] = Counter()
+        server: Counter[ServerGroup] = Counter()
+        lone: Counter[PixelOnlyGroup] = Counter()
         for (dest, side, event_id), leg in self.legs.items():
             if not start <= leg.at < end:
                 continue
             if side == SERVER and (mode == "all" or leg.test == (mode == "test")):
                 pixel = self.legs.get((dest, PIXEL, event_id))
-                server[(dest, leg.event_name, pixel.event_name if pixel else "",
-                        pixel.state if pixel else "",
-                        bool(pixel and abs(pixel.at - leg.at) <= DEDUP_WINDOW),
-                        not pixel and bool(leg.order_id) and (dest, leg.order_id) in pixel_orders,
-                        (pixel and pixel.browser) or leg.browser, (pixel and pixel.os) or leg.os,
-                        pixel.load if pixel else "")] += 1
+                server[ServerGroup(
+                    dest, leg.event_name, pixel.event_name if pixel else "",
+                    pixel.state if pixel else "",
+                    bool(pixel and abs(pixel.at - leg.at) <= DEDUP_WINDOW),
+                    not pixel and bool(leg.order_id) and (dest, leg.order_id) in pixel_orders,
+                    (pixel.browser if pixel else "") or leg.browser,
+                    (pixel.os if pixel else "") or leg.os, pixel.load if pixel else "", 0)] += 1
             elif side == PIXEL and mode != "test" and (dest, SERVER, event_id) not in self.legs \
                     and not (leg.order_id and (dest, leg.order_id) in server_orders):
-                lone[(dest, leg.event_name, leg.state, leg.browser, leg.os, leg.load)] += 1
-        return ([ServerGroup(*key, n) for key, n in server.items()],  # type: ignore[arg-type]
-                [PixelOnlyGroup(*key, n) for key, n in lone.items()])  # type: ignore[arg-type]
+                lone[PixelOnlyGroup(dest, leg.event_name, leg.state, leg.browser, leg.os,
+                                    leg.load, 0)] += 1
+        # Each group was counted under a key whose own count is 0: the counter holds it.
+        return ([dataclasses.replace(g, count=n) for g, n in server.items()],
+                [dataclasses.replace(g, count=n) for g, n in lone.items()])
 
     async def legs_of(self, event_id: str, order_id: str = "",
                       destination: str | None = None) -> list[Leg]:

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import orjson
 
 from ..exceptions import OutboxError
-from ..ratelimit import RateLimiter
 from ..pairing import DEDUP_WINDOW, LEG_RETENTION, PixelOnlyGroup, ServerGroup
+from ..ratelimit import RateLimiter
 from . import (
     DEAD,
     PENDING,
@@ -229,7 +229,8 @@ class SQLiteTelemetry:
                       destination: str | None = None) -> list[Leg]:
         params = {"event_id": event_id, "order_id": order_id, "destination": destination}
         rows = await self._reader.run(lambda c: c.execute(Q["legs_of"], params).fetchall())
-        return [Leg(*row[:-1], test=bool(row[-1])) for row in rows]
+        return [Leg(d, side, e, eid, oid, at, state, b, os, load, bool(test))
+                for d, side, e, eid, oid, at, state, b, os, load, test in rows]
 
     async def open_alert(self, rule: str, destination: str, at: float, message: str) -> bool:
         params = {"rule": rule, "destination": destination, "at": at, "message": message}

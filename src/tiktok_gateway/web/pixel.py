@@ -93,7 +93,8 @@ class PixelReports:
                 for e in exc.errors(include_url=False, include_input=False)])
         browser_name, os = browser_and_os(request.headers.get("user-agent"))
         now = time.time()
-        legs, ignored = [], []
+        legs: list[Leg] = []
+        ignored: list[dict[str, object]] = []
         for index, leg in enumerate(beacon.legs):
             targets = self.destinations_of(leg.pixel_id)
             name, known = targets[0].route.options.names.tiktok_name(leg.event)
