@@ -110,7 +110,8 @@ class Gateway:
             sandbox_app = create_sandbox()
             transport, base_url = httpx.ASGITransport(app=sandbox_app), DEMO_BASE_URL
         store = open_store(settings.storage.url, settings.storage.options(settings.delivery))
-        telemetry = Telemetry(store.telemetry, store.records, interval=settings.observe.flush_seconds)
+        telemetry = Telemetry(store.telemetry, store.records, interval=settings.observe.flush_seconds,
+                              destinations=[d.name for d in settings.destinations])
         clock = ReferenceClock()
         dispatcher = _dispatcher(settings, store, telemetry, _senders(
             settings, store, tokens, base_url, transport, clock, demo=sandbox_app is not None),
@@ -131,6 +132,7 @@ class Gateway:
         that is unreachable does not (the gateway answers 503 until it is back)."""
         try:
             await self._store.records.pending()
+            await self._telemetry.refresh_pairing(self._telemetry.destinations)
         except SchemaError as exc:
             logger.error("%s", exc.message)
             raise
@@ -238,7 +240,7 @@ class Gateway:
 
     def record_pixel_legs(self, legs: Sequence[Leg]) -> None:
         """The page's pixel legs, reported by /tt.js: evidence for pairing, never sent."""
-        self._telemetry.legs(legs)
+        self._telemetry.legs(legs, pixel=True)
 
     async def setup_steps(self) -> list[Step]:
         """The set-up checklist, checked against the last week (see checklist.py)."""

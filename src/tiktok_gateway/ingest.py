@@ -211,8 +211,10 @@ class Ingest:
         result.queued = sum(stored)
         result.duplicates = len(stored) - result.queued
         now = time.time()
-        self._telemetry.legs([server_leg(event, now)
-                              for event, fresh in zip(queued, stored, strict=True) if fresh])
+        if self._telemetry.pairing:
+            self._telemetry.legs([server_leg(event, now)
+                                  for event, fresh in zip(queued, stored, strict=True)
+                                  if fresh and self._telemetry.pairs(event.destination)])
         copies = [event for event, fresh in zip(queued, stored, strict=True) if not fresh]
         for event in copies:  # for Prometheus: the store counted them itself
             counts.add(event.destination, event.event_name, DUPLICATE)

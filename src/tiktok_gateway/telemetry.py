@@ -44,6 +44,11 @@ MAX_DROPPED = 20_000  # filtered and rejected records (and request log rows) wai
 # store keep (about 25 a second per process); their events are still all counted.
 MAX_BROWSER_DROPPED = 50
 MAX_LEGS = 50_000  # pixel and server legs waiting for a flush (pairing evidence)
+# Of those, pixel legs: reported with a public key, so this bounds what a stranger can make the
+# store keep (500 a second per process at the default flush; a shop's pages send far fewer).
+MAX_PIXEL_LEGS = 1000
+PAIRING_ACTIVE = 7 * 86400  # a destination with a pixel leg this recent gets server legs
+PAIRING_CHECK_EVERY = 60.0
 
 # The fields whose presence is counted per event: the data-quality page's columns.
 USER_FIELDS = ("email", "phone", "external_id", "ttclid", "ttp", "ip", "user_agent")
@@ -210,8 +215,9 @@ class Telemetry:
     """The request log and best-effort counts in memory, flushed in the background."""
 
     def __init__(self, store: TelemetryStore, records: RecordReader | None = None,
-                 *, interval: float = 2.0) -> None:
+                 *, interval: float = 2.0, destinations: Sequence[str] = ()) -> None:
         self.store = store
+        self.destinations = list(destinations)
         self.records = records
         self.interval = interval
         self.metrics = Metrics()
@@ -223,7 +229,12 @@ class Telemetry:
         self._browser_dropped = 0  # of those, from browser keys
         self.dropped_lost = 0  # records not kept because a flood outran the flushes
         self._legs: list[Leg] = []
+        self._pixel_legs = 0  # of those, pixel legs
         self.legs_lost = 0
+        # Destinations whose pages report pixel legs (/tt.js): only their stored events get a
+        # server leg, so that a shop without the snippet pays nothing for pairing.
+        self.pairing: set[str] = set()
+        self._pairing_checked = 0.0
         self._task: asyncio.Task[None] | None = None
 
     def observe(self, batch: CounterBatch) -> None:
@@ -269,12 +280,33 @@ class Telemetry:
             self._dropped.append(record)
             self._browser_dropped += record.source == BROWSER
 
-    def legs(self, legs: Sequence[Leg]) -> None:
-        """Pixel and server legs, for pairing: written with the next flush (at most MAX_LEGS
-        wait; pairing is evidence, and a flood must not grow memory)."""
+    def pairs(self, destination: str) -> bool:
+        """Whether events of `destination` get a server leg (its pages report pixel legs)."""
+        return destination in self.pairing
+
+    async def refresh_pairing(self, destinations: Sequence[str], *, now: float | None = None,
+                              ) -> None:
+        """Learn, at most once a minute, which destinations other processes saw pixel legs
+        for in the last PAIRING_ACTIVE seconds."""
+        now = time.time() if now is None else now
+        if now - self._pairing_checked < PAIRING_CHECK_EVERY:
+            return
+        self._pairing_checked = now
+        self.pairing = await self.store.pixel_reporting(destinations, now - PAIRING_ACTIVE)
+
+    def legs(self, legs: Sequence[Leg], *, pixel: bool = False) -> None:
+        """Server legs (or, with `pixel`, the page's pixel legs), for pairing: written with
+        the next flush. At most MAX_LEGS wait, MAX_PIXEL_LEGS of them pixel legs: pairing is
+        evidence, and a flood must neither grow memory nor fill the store."""
         room = MAX_LEGS - len(self._legs)
-        self._legs.extend(legs[:max(room, 0)])
-        self.legs_lost += max(len(legs) - max(room, 0), 0)
+        if pixel:
+            room = min(room, MAX_PIXEL_LEGS - self._pixel_legs)
+        kept = list(legs[:max(room, 0)])
+        self._legs.extend(kept)
+        self._pixel_legs += len(kept) if pixel else 0
+        if pixel:
+            self.pairing.update(leg.destination for leg in kept)
+        self.legs_lost += len(legs) - len(kept)
 
     def request(self, log: RequestLog) -> None:
         self._requests.append(log)
@@ -286,7 +318,7 @@ class Telemetry:
     async def flush(self) -> None:
         counts, requests, dropped, legs = self._counts, self._requests, self._dropped, self._legs
         self._counts, self._requests, self._dropped, self._legs = {}, [], [], []
-        self._browser_dropped = 0
+        self._browser_dropped = self._pixel_legs = 0
         if not (counts or requests or dropped or legs):
             return
         try:
@@ -326,6 +358,7 @@ class Telemetry:
             try:
                 await self.flush()
                 await self.refresh_gauges()
+                await self.refresh_pairing(self.destinations)
             except OutboxError as exc:  # the store is down: the dispatcher says so already
                 logger.debug("could not write telemetry: %s", exc.message)
             except Exception:  # counters are best effort; never stop ingest for them

@@ -162,6 +162,8 @@ def test_a_revoked_token_alerts_at_once_and_a_down_receiver_gets_it_later(
     assert "40105" in message["message"] and "access token" in message["message"]
     firing = httpx.get(f"{gateway}/dashboard/api/alerts", auth=ADMIN).json()["alerts"]
     assert [(a["rule"], a["state"]) for a in firing] == [("auth_error", "firing")]
+    banner = httpx.get(f"{gateway}/dashboard", auth=ADMIN).text
+    assert 'id="alert-banner"' in banner and "auth_error" in banner
     time.sleep(1.0)
     assert len(hooks.messages) == 1  # one message per incident, however long it lasts
     # The token is fixed: the next delivery resolves it.

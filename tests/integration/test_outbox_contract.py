@@ -515,6 +515,8 @@ async def test_legs_pair_by_event_id_then_by_order(outbox: Backend) -> None:
     live = classify(now - 3600, now + 1, *await outbox.telemetry.pair_counts(
         now - 3600, now + 1, "live"))
     assert live.events["CompletePayment"].server_only == 2  # the test order left out
+    assert await outbox.telemetry.pixel_reporting(["shop", "other"], now - 3600) == {"shop"}
+    assert await outbox.telemetry.pixel_reporting(["shop"], now + 60) == set()
     legs = await outbox.telemetry.legs_of("M_CompletePayment", "M")
     assert sorted((x.side, x.event_id) for x in legs) == [("pixel", "other-id"),
                                                          ("server", "M_CompletePayment")]

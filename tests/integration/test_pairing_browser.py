@@ -149,6 +149,9 @@ def test_pairing_of_pixel_and_server(make_gateway: Callable[..., str], sandbox_u
                                                            "mismatched", "pairing-rate")}
             assert shown == {"both": "2", "server-only": "5", "pixel-only": "1",
                              "mismatched": "2", "pairing-rate": "50%"}
+            assert page.inner_text("#headline").startswith(
+                "In this window the server leg recovered 5 purchase(s) the pixel lost (2 blocked, "
+                "1 not loaded, 1 consent, 1 absent); 2 reached TikTok on both legs")
             assert "blocked" in page.inner_text("#by-cause")
             assert "Mobile Safari 17" in page.inner_text("#by-browser")
             [found] = httpx.get(f"{gateway}/dashboard/api/events", params={"order_id": "M1"},

@@ -66,6 +66,8 @@ def test_the_checklist_goes_from_todo_to_done(tmp_path: Path, sandbox_url: str) 
                                "test_lint", "standard_names", "user_data", "purchase_params",
                                "shared_event_ids", "live", "match_quality"]
         assert first["pixel_id"] == first["test_code"] == "done"
+        overview = httpx.get(f"{gateway}/dashboard", auth=ADMIN).text
+        assert 'id="setup"' in overview and "2 of 12 steps done" in overview
         assert {k for k, v in first.items() if v == "todo"} == set(first) - {"pixel_id",
                                                                            "test_code"}
         # A revoked token: the step says which code, and what to do.
@@ -80,13 +82,13 @@ def test_the_checklist_goes_from_todo_to_done(tmp_path: Path, sandbox_url: str) 
         assert "40105" in refused["evidence"] and "access token" in refused["action"]
         httpx.post(f"{sandbox_url}/sandbox/faults", json={"token_error": 0})
 
-        # A test order from the backend, and the pixel's leg of it from the page.
-        purchase(gateway, "T-1")
+        # A test order: the pixel's leg of it from the page, and the backend's copy.
         pixel = httpx.post(f"{gateway}/v1/pixel?key={BROWSER_KEY}", headers={
             "Origin": SHOP_ORIGIN, "Content-Type": "text/plain"}, content=(
             '{"legs": [{"event": "CompletePayment", "event_id": "T-1_CompletePayment", '
             '"order_id": "T-1", "pixel": "loaded", "load_ms": 800}]}'))
         assert pixel.status_code == 202, pixel.text
+        purchase(gateway, "T-1")
         assert wait_for(gateway, "test_event", "done")["evidence"].startswith("1 test events")
         walked = status(gateway)
         assert walked["access_token"] == "done"
@@ -106,6 +108,8 @@ def test_the_checklist_goes_from_todo_to_done(tmp_path: Path, sandbox_url: str) 
         final = steps(gateway)
         assert {k: s["status"] for k, s in final.items()} == dict.fromkeys(final, "done"), final
         assert "good" in final["match_quality"]["evidence"]
+        overview = httpx.get(f"{gateway}/dashboard", auth=ADMIN).text
+        assert 'id="setup"' not in overview and "all 12 steps done" in overview
 
 
 async def live_history(url: str, hours_ago: float) -> None:

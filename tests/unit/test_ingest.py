@@ -10,7 +10,9 @@ import pytest
 from tiktok_gateway import identity
 from tiktok_gateway.config import settings_from_dict
 from tiktok_gateway.ingest import Destination, Ingest, RequestContext, split_events
-from tiktok_gateway.outbox import RecordQuery, Store, open_store
+from tiktok_gateway.outbox import Leg, RecordQuery, Store, open_store
+from tiktok_gateway.pairing import PIXEL as PIXEL_SIDE
+from tiktok_gateway.pairing import SERVER as SERVER_SIDE
 from tiktok_gateway.pipeline import route_for
 from tiktok_gateway.telemetry import Telemetry
 
@@ -112,3 +114,24 @@ def test_the_client_limiter_is_bounded_and_limits_ipv6_per_64() -> None:
     for i in range(5000):
         limiter.wait("web", f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", 2)
     assert len(limiter._buckets) <= 1000
+
+
+async def test_server_legs_only_for_destinations_whose_pages_report_the_pixel(
+        event_factory: Factory) -> None:
+    """Pairing costs a shop without /tt.js nothing: only a destination with pixel legs gets
+    a server leg for each stored event (and duplicates get none)."""
+    ingest, store, _ = make_ingest({"name": "a", "pixel_id": PIXEL},
+                                   {"name": "b", "pixel_id": "C0EXAMPLE0PIXEL00002"})
+    telemetry = ingest._telemetry
+    def cart(event_id: str) -> dict[str, Any]:
+        return event_factory(event="add_to_cart", event_id=event_id,
+                             properties={"value": 5, "currency": "USD"})
+
+    await ingest.accept([cart("before")], RequestContext())
+    telemetry.legs([Leg("a", PIXEL_SIDE, "AddToCart", "p-1", "", 1.0, "loaded")], pixel=True)
+    await ingest.accept([cart("after")], RequestContext())
+    await ingest.accept([cart("after")], RequestContext())  # a duplicate
+    await telemetry.flush()
+    server = sorted((leg.destination, leg.event_id) for leg in store.telemetry.legs.values()  # type: ignore[attr-defined]
+                    if leg.side == SERVER_SIDE)
+    assert server == [("a", "after")]

@@ -254,6 +254,10 @@ class TelemetryStore(Protocol):
         all): see pairing.py."""
         ...
 
+    async def pixel_reporting(self, destinations: Sequence[str], since: float) -> set[str]:
+        """The destinations with a pixel leg received since `since`: /tt.js reports for them."""
+        ...
+
     async def legs_of(self, event_id: str, order_id: str = "",
                       destination: str | None = None) -> list[Leg]:
         """The legs of one event_id, or of any event of the order, oldest first."""

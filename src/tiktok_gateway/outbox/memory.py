@@ -87,6 +87,10 @@ class InMemoryTelemetry:
         return ([dataclasses.replace(g, count=n) for g, n in server.items()],
                 [dataclasses.replace(g, count=n) for g, n in lone.items()])
 
+    async def pixel_reporting(self, destinations: Sequence[str], since: float) -> set[str]:
+        return {leg.destination for leg in self.legs.values()
+                if leg.side == PIXEL and leg.at >= since and leg.destination in destinations}
+
     async def legs_of(self, event_id: str, order_id: str = "",
                       destination: str | None = None) -> list[Leg]:
         found = [leg for leg in self.legs.values()

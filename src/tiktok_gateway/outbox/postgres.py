@@ -360,6 +360,16 @@ class PostgresTelemetry:
             pixel = await (await conn.execute(Q["pair_pixel_only"], params)).fetchall()
         return [ServerGroup(*row) for row in server], [PixelOnlyGroup(*row) for row in pixel]
 
+    async def pixel_reporting(self, destinations: Sequence[str], since: float) -> set[str]:
+        found = set()
+        async with self._outbox.connection() as conn:
+            for destination in destinations:
+                cursor = await conn.execute(Q["pixel_reporting"],
+                                            {"since": since, "destination": destination})
+                if await cursor.fetchone():
+                    found.add(destination)
+        return found
+
     async def legs_of(self, event_id: str, order_id: str = "",
                       destination: str | None = None) -> list[Leg]:
         if _holds_nul(event_id, order_id, destination):

@@ -225,6 +225,13 @@ class SQLiteTelemetry:
                  for d, e, pe, ps, w, o, b, os, ld, n in server],
                 [PixelOnlyGroup(*row) for row in pixel])
 
+    async def pixel_reporting(self, destinations: Sequence[str], since: float) -> set[str]:
+        def read(conn: sqlite3.Connection) -> set[str]:
+            return {d for d in destinations if conn.execute(
+                Q["pixel_reporting"], {"since": since, "destination": d}).fetchone()}
+
+        return await self._reader.run(read)
+
     async def legs_of(self, event_id: str, order_id: str = "",
                       destination: str | None = None) -> list[Leg]:
         params = {"event_id": event_id, "order_id": order_id, "destination": destination}

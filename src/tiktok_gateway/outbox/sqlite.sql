@@ -436,6 +436,10 @@ WHERE p.side = 'pixel' AND p.at >= :start AND p.at < :end AND :mode != 'test'
                                         AND s.side = 'server' AND s.order_id = p.order_id))
 GROUP BY 1, 2, 3, 4, 5, 6;
 
+-- name: pixel_reporting
+-- Read from the (side, at) index: the newest pixel leg of the destination, if recent.
+SELECT 1 FROM legs WHERE side = 'pixel' AND at >= :since AND destination = :destination LIMIT 1;
+
 -- name: legs_of
 SELECT destination, side, event_name, event_id, order_id, at, state, browser, os, load, test
 FROM legs
