@@ -135,3 +135,19 @@ def test_check_readable_report() -> None:
     result = run("check", stdin=json.dumps(body))
     assert result.returncode == 0
     assert "dropped" in result.stdout and "data.0.properties.currency" in result.stdout
+
+
+def test_backup_refuses_what_it_cannot_copy_and_restore_checks_the_file(tmp_path: Path) -> None:
+    """PostgreSQL is pointed to its own tools; a file that is no store is not restored."""
+    config = tmp_path / "gateway.toml"
+    config.write_text('[storage]\nurl = "postgresql://gateway@127.0.0.1/gateway"\n'
+                      '[[destinations]]\nname = "shop"\npixel_id = "C0EXAMPLE0PIXEL00001"\n')
+    result = run("backup", "--config", str(config), str(tmp_path / "copy.db"))
+    assert result.returncode == 2 and "pg_dump -Fc" in " ".join(result.stderr.split())
+    config.write_text(config.read_text().replace(
+        "postgresql://gateway@127.0.0.1/gateway", f"sqlite:///{tmp_path}/gateway.db"))
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    result = run("restore", "--config", str(config), str(junk), "--yes")
+    assert result.returncode == 2 and "not a gateway store" in result.stderr
+    assert not (tmp_path / "gateway.db").exists()

@@ -393,6 +393,49 @@ def migrate(config: ConfigOption = None) -> None:
 
 
 @app.command()
+def backup(
+    target: Annotated[Path, typer.Argument(help="The backup file to write (must not exist).")],
+    config: ConfigOption = None,
+) -> None:
+    """Copy the SQLite store to a file, consistently, while the gateway runs."""
+    from ..outbox.sqlite_backup import backup as backup_store
+
+    settings = load_config(config)
+    assert settings is not None
+    try:
+        snapshot = backup_store(settings.storage.url, target)
+    except GatewayError as exc:
+        raise fail(exc.message) from None
+    typer.echo(f"backed up to {snapshot.path} ({snapshot.bytes:,} bytes): {snapshot.pending} "
+               f"waiting, {snapshot.dead} dead-lettered, {snapshot.kept} events in all")
+
+
+@app.command()
+def restore(
+    source: Annotated[Path, typer.Argument(help="A file written by `tiktok-gateway backup`.")],
+    config: ConfigOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Replace the store without asking.")] = False,
+) -> None:
+    """Replace the SQLite store with a backup (stop `serve` first)."""
+    from ..outbox.sqlite_backup import describe, restore as restore_store, store_path
+
+    settings = load_config(config)
+    assert settings is not None
+    try:
+        snapshot = describe(source)
+        target = store_path(settings.storage.url)
+        if not yes and target.exists() and not typer.confirm(
+                f"replace {target} with {source} ({snapshot.pending} waiting, {snapshot.dead} "
+                "dead-lettered)?"):
+            raise typer.Exit(1)
+        restore_store(settings.storage.url, source)
+    except GatewayError as exc:
+        raise fail(exc.message) from None
+    typer.echo(f"restored {target} from {source}: {snapshot.pending} waiting events will be "
+               "delivered when the gateway starts")
+
+
+@app.command()
 def doctor(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Findings and checklist as JSON.")] = False,
