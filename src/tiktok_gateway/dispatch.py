@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .clock import ReferenceClock
 from .exceptions import DeliveryError, OutboxError, TransportError
+from .outages import OutageLog
 from .outbox import PARTIAL_REJECTS, Outbox, OutboxRecord, Outcome, RequestLog
 from .ratelimit import Limiter
 from .retry import Action, RetryPolicy
@@ -62,6 +63,7 @@ class Dispatcher:
         self.policy = policy
         self.settings = settings or DispatchSettings()
         self.last_failure: tuple[float, str] | None = None  # (monotonic time, why)
+        self.outages = OutageLog()  # TikTok failing and recovering, in the log
         self._store_warned = -1e9
         self._wake = asyncio.Event()
         self._stopping = False
@@ -155,6 +157,7 @@ class Dispatcher:
             self._log_failure(records, exc, time.perf_counter() - started)
             await self._failed(sender, records, exc)
             return
+        self.outages.succeeded(records[0].destination)
         self._log_request(records, "partial" if delivery.partial else "delivered",
                           Outcome(delivery.response.code, delivery.response.message,
                                   delivery.request_id), delivery.http_status, delivery.latency)
@@ -218,6 +221,8 @@ class Dispatcher:
         if verdict.pause:
             sender.limiter.pause(verdict.pause)
         if verdict.action is Action.RETRY:
+            status = exc.status if isinstance(exc, TransportError) else 200
+            self.outages.failed(records[0].destination, outcome.code, outcome.message, status)
             await self._retry(records, outcome, retry_after)
         elif verdict.action is Action.SPLIT:
             middle = len(records) // 2  # isolate the bad events; deliver the rest

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -14,6 +16,7 @@ from tiktok_gateway.outbox import DEAD, SENT, NewEvent, RecordQuery, open_store
 from tiktok_gateway.ratelimit import RateLimiter
 from tiktok_gateway.retry import RetryPolicy
 from tiktok_gateway.sandbox import Sandbox, create_sandbox
+from tiktok_gateway.sandbox.faults import FaultSettings
 from tiktok_gateway.tiktok.client import TikTokClient
 
 PIXEL = "C0EXAMPLE0PIXEL00001"
@@ -92,6 +95,28 @@ async def test_retries_through_5xx_until_delivered(dispatcher: Dispatcher,
     assert (await dispatcher.outbox.stats()).sent == 10
     counters = await dispatcher.outbox.telemetry.counters(0)
     assert sum(n for *_, name, n in counters if name == "retried") == 10
+
+
+async def test_an_outage_is_logged_once_while_it_lasts_and_its_end(
+        dispatcher: Dispatcher, sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    """Retries are not a line each: the start of an outage (with its cause), a reminder a
+    minute while it lasts, and the recovery."""
+    caplog.set_level(logging.INFO, logger="tiktok_gateway")
+    sandbox.faults.update(FaultSettings(outage_seconds=60))
+    await dispatcher.outbox.put([new_event(f"o-{i}") for i in range(3)])
+    for _ in range(4):
+        await dispatcher.drain_once()
+        await asyncio.sleep(0.25)
+    sandbox.faults.reset()
+    deadline = time.time() + 5
+    while (await dispatcher.outbox.stats()).sent < 3 and time.time() < deadline:
+        await dispatcher.drain_once()
+    lines = [r.getMessage() for r in caplog.records if r.name == "tiktok_gateway.dispatch"]
+    assert len(lines) == 2, lines
+    assert lines[0] == ("requests to TikTok failing for shop: TikTok unavailable (HTTP 503); "
+                        "retrying with backoff, nothing is lost")
+    assert lines[1].startswith("TikTok accepts requests for shop again after ")
+    assert "failed, last: TikTok unavailable (HTTP 503)); delivery resumes" in lines[1]
 
 
 async def test_rate_limited_requests_back_off(dispatcher: Dispatcher, sandbox: Sandbox) -> None:
