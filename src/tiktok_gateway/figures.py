@@ -17,14 +17,18 @@ from typing import Any
 
 from .outbox import PARTIAL_REJECTS, Backlog, RecordReader, RequestLog, TelemetryStore
 from .telemetry import (
+    BAD_SIGNATURE,
     DEAD,
     DELIVERED,
     DUPLICATE,
+    INGEST,
     IP_USER_AGENT,
     RECEIVED,
     REJECTED,
     RETRIED,
     SHARED_EVENT_ID,
+    WEBHOOK_CALLS,
+    filtered_reason,
     in_mode,
     invalid,
     invalid_field,
@@ -250,3 +254,16 @@ async def collect(records: RecordReader, telemetry: TelemetryStore, destinations
     backlog = await records.backlog()
     return {"health": tag_health(destinations, counters, requests, backlog, span, span),
             "quality": data_quality(counters), "totals": outcome_totals(counters)}
+
+
+def webhook_calls(counters: Sequence[tuple[int, str, str, str, int]]) -> dict[str, dict[str, int]]:
+    """Per shop platform: webhook calls refused for their signature, and orders not sent by
+    reason (counted under the destination "(<platform>)")."""
+    calls: dict[str, dict[str, int]] = {}
+    for _minute, dest, event, name, value in counters:
+        if event != WEBHOOK_CALLS or not (dest.startswith("(") and dest != INGEST):
+            continue
+        key = "bad signature" if name == BAD_SIGNATURE else (filtered_reason(name) or name)
+        per = calls.setdefault(dest.strip("()"), {})
+        per[key] = per.get(key, 0) + value
+    return calls

@@ -61,6 +61,8 @@ _PRESENCE, _FILTERED, _REJECTED, _INVALID, _FROM = (
     "has:", "filtered:", "rejected:", "invalid:", "from:")
 SOURCES = ("server", "browser", "webhook", "ga4")  # what RequestContext.source can be
 INGEST = "(ingest)"  # the destination of counters of events refused before routing
+WEBHOOK_CALLS = "webhook"  # the event name of a platform's counters, under "(<platform>)"
+BAD_SIGNATURE = "bad_signature"
 
 
 def presence(field: str) -> str:

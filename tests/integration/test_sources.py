@@ -6,13 +6,16 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import PIXEL, SERVER_KEY, TOKEN
+from tests.conftest import ADMIN, PIXEL, SERVER_KEY, TOKEN
 from tiktok_gateway.identity import sha256_hex
 
 SHOPIFY_SECRET = "shopify-webhook-secret-123"
@@ -89,16 +92,27 @@ def test_shopify_retries_are_idempotent(make_gateway: Callable[..., str],
     assert len(received(sandbox_url, 1)) == 1
 
 
-def test_bad_signature_is_refused_and_counted(make_gateway: Callable[..., str]) -> None:
-    """A webhook signed with another secret gets 401 and nothing is queued."""
+def test_bad_signature_is_refused_and_counted(make_gateway: Callable[..., str],
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    """A webhook signed with another secret gets 401 and nothing is queued; Tag health counts
+    it, and the log says which secret to check, once a minute at most."""
+    caplog.set_level(logging.WARNING, logger="tiktok_gateway.webhooks")
     url = make_gateway(webhooks=WEBHOOKS)
     assert post_shopify(url, shopify_body(), secret="forged").status_code == 401
     unsigned = httpx.post(f"{url}/webhooks/shopify", content=shopify_body(),
                           headers={"X-Shopify-Topic": "orders/create"})
     assert unsigned.status_code == 401
+    assert post_shopify(url, shopify_body(), topic="orders/updated").status_code == 200
     time.sleep(0.4)  # telemetry flush
     metrics = httpx.get(f"{url}/metrics").text
     assert "alice" not in metrics
+    html = httpx.get(f"{url}/dashboard", auth=ADMIN).text
+    row = re.search(r'<tr data-platform="shopify">(.*?)</tr>', html, re.S)
+    assert row and re.search(r'class="num bad">2<', row.group(1)), html[-1500:]
+    assert "orders/updated" in row.group(1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["shopify webhook refused: its signature does not match (1 since the last "
+                     "line); check [webhooks] shopify_secret against the platform's"]
 
 
 def test_other_topics_are_acknowledged_and_ignored(make_gateway: Callable[..., str]) -> None:

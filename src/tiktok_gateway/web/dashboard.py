@@ -165,6 +165,7 @@ class Dashboard:
         oldest = now - backlog.oldest_pending_at if backlog.oldest_pending_at else None
         refresh = request.query_params.get("refresh", "30")
         extras = await self.setup_pages.overview_extras()
+        extras["webhook_calls"] = figures.webhook_calls(counters)
         return self._render(request, "overview.html", window=window, mode=mode, health=health,
                             **extras,
                             custom=custom,

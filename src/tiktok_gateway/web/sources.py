@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,10 @@ from ..gateway import Gateway
 from ..ingest import RequestContext
 from ..sources import Webhook, verify_signature, webhooks
 from ..sources.ga4 import ga4_events
-from ..telemetry import filtered
+from ..telemetry import BAD_SIGNATURE, filtered
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
+
+logger = logging.getLogger("tiktok_gateway.webhooks")
 from .auth import KeyRing
 from .ingest import BodyTooLarge, BodyTooSlow, accept_and_answer, error, read_limited
 
@@ -33,6 +37,7 @@ class Sources:
         self.settings = settings
         self.max_body = gateway.settings.server.max_body_bytes
         self.body_timeout = gateway.settings.server.body_timeout_seconds
+        self._refused: dict[str, list[float]] = {}  # platform -> [refused since the line, when]
 
     def routes(self) -> list[Route]:
         return [
@@ -94,6 +99,17 @@ class Sources:
             return error(413, f"{len(raws)} events: at most {MAX_EVENTS_PER_REQUEST} per request")
         return raws
 
+    def _warn_bad_signature(self, platform: str) -> None:
+        """A line a minute at most: a wrong secret (or a stranger) must not flood the log."""
+        now = time.monotonic()
+        refused = self._refused.setdefault(platform, [0, -1e9])
+        refused[0] += 1
+        if now - refused[1] >= 60:
+            logger.warning("%s webhook refused: its signature does not match (%d since the last "
+                           "line); check [webhooks] %s_secret against the platform's",
+                           platform, refused[0], platform)
+            self._refused[platform] = [0, now]
+
     def _endpoint(self, hook: Webhook) -> Callable[[Request], Awaitable[Response]]:
         secret = _secret(hook.secret(self.settings))
 
@@ -114,7 +130,8 @@ class Sources:
         if secret is None:
             return JSONResponse({"error": f"{hook.platform} webhooks are not configured"}, 404)
         if not verify_signature(secret, body, request.headers.get(hook.signature_header)):
-            self.gateway.count(f"({hook.platform})", "webhook", "bad_signature")
+            self.gateway.count(f"({hook.platform})", "webhook", BAD_SIGNATURE)
+            self._warn_bad_signature(hook.platform)
             return JSONResponse({"error": "invalid signature"}, 401)
         try:
             order: Any = orjson.loads(body)
