@@ -417,7 +417,8 @@ def restore(
     yes: Annotated[bool, typer.Option("--yes", help="Replace the store without asking.")] = False,
 ) -> None:
     """Replace the SQLite store with a backup (stop `serve` first)."""
-    from ..outbox.sqlite_backup import describe, restore as restore_store, store_path
+    from ..outbox.sqlite_backup import describe, store_path
+    from ..outbox.sqlite_backup import restore as restore_store
 
     settings = load_config(config)
     assert settings is not None

@@ -22,10 +22,10 @@ from ..sources import Webhook, verify_signature, webhooks
 from ..sources.ga4 import ga4_events
 from ..telemetry import BAD_SIGNATURE, filtered
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
-
-logger = logging.getLogger("tiktok_gateway.webhooks")
 from .auth import KeyRing
 from .ingest import BodyTooLarge, BodyTooSlow, accept_and_answer, error, read_limited
+
+logger = logging.getLogger("tiktok_gateway.webhooks")
 
 SNIPPET = (Path(__file__).parent / "static" / "tt.js").read_bytes()
 
