@@ -249,3 +249,14 @@ def test_fault_api_validates_input(sandbox_url: str) -> None:
     response = httpx.post(f"{sandbox_url}/sandbox/faults", json={"error_rate": 3})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "error_rate"
+
+
+def test_faults_add_up_and_the_answer_says_so(sandbox_url: str) -> None:
+    first = httpx.post(f"{sandbox_url}/sandbox/faults", json={"error_rate": 0.5}).json()
+    assert "kept_from_before" not in first
+    second = httpx.post(f"{sandbox_url}/sandbox/faults", json={"latency_ms": 10}).json()
+    assert second["kept_from_before"] == ["error_rate"] and second["error_rate"] == 0.5
+    assert "DELETE /sandbox/faults" in second["note"]
+    httpx.delete(f"{sandbox_url}/sandbox/faults")
+    third = httpx.post(f"{sandbox_url}/sandbox/faults", json={"latency_ms": 0}).json()
+    assert "kept_from_before" not in third and third["error_rate"] == 0

@@ -163,11 +163,18 @@ class Sandbox:
             self.faults.reset()
         elif request.method == "POST":
             try:
-                self.faults.update(FaultSettings.model_validate_json(await request.body()))
+                given = FaultSettings.model_validate_json(await request.body())
             except ValidationError as exc:
                 errors = [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
                           for e in exc.errors(include_url=False, include_input=False)]
                 return JSONResponse({"errors": errors}, 400)
+            self.faults.update(given)
+            # Faults add up: say which earlier ones are still in force beside those given.
+            kept = self.faults.active() - set(given.model_dump(exclude_none=True))
+            if kept:
+                return JSONResponse({**self.faults.as_dict(), "kept_from_before": sorted(kept),
+                                     "note": "fields not given keep their earlier values; "
+                                             "DELETE /sandbox/faults clears them all"})
         return JSONResponse(self.faults.as_dict())
 
     async def test_events_page(self, request: Request) -> Response:

@@ -62,6 +62,16 @@ class Faults:
     def in_outage(self, now: float) -> bool:
         return now < self.outage_until
 
+    def active(self, now: float | None = None) -> set[str]:
+        """The names of the faults in force (as FaultSettings spells them)."""
+        defaults = Faults()
+        active = {name for name in ("latency_ms", "error_rate", "rate_limit_qps", "partial_rate",
+                                    "retry_after", "token_error")
+                  if getattr(self, name) != getattr(defaults, name)}
+        if self.in_outage(time.time() if now is None else now):
+            active.add("outage_seconds")
+        return active
+
     def token_denied(self) -> tuple[int, str] | None:
         """TikTok's answer to a lapsed or revoked token, while that fault is on."""
         if self.token_error == 40001:
