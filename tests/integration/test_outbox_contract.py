@@ -536,3 +536,27 @@ async def test_one_incident_per_rule_and_destination(outbox: Backend) -> None:
     assert found == [("shop", "firing", 300.0), ("other", "firing", 102.0),
                      ("shop", "resolved", 100.0)]
     assert [a.since for a in await telemetry.alerts(250.0)] == [300.0, 102.0]
+
+
+async def test_sqlite_refuses_a_file_a_newer_version_made_unreadable(tmp_path: Path) -> None:
+    """A file upgraded by a newer gateway opens as long as it says this version can use it;
+    one that says otherwise is refused with what to do."""
+    import sqlite3
+
+    from tiktok_gateway.exceptions import SchemaError
+    from tiktok_gateway.outbox.sqlite import SCHEMA_VERSION
+
+    url = f"sqlite:///{tmp_path}/outbox.db"
+    store = open_store(url)
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "outbox.db")
+    conn.execute(f"PRAGMA user_version = {1 << 16 | (SCHEMA_VERSION + 3)}")
+    conn.close()
+    store = open_store(url)  # additive: this version reads it
+    assert await store.outbox.put([event("a")]) == [True]
+    await store.close()
+    conn = sqlite3.connect(tmp_path / "outbox.db")
+    conn.execute(f"PRAGMA user_version = {(SCHEMA_VERSION + 1) << 16 | (SCHEMA_VERSION + 3)}")
+    conn.close()
+    with pytest.raises(SchemaError, match="upgraded by a newer tiktok-gateway"):
+        open_store(url)

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tiktok_gateway.outbox import NewEvent, open_store
 from tiktok_gateway.outbox.postgres import SCHEMA_VERSION, PostgresOutbox, migrate
 from tiktok_gateway.testing import fresh_database
@@ -116,6 +118,36 @@ async def test_counters_survive_the_upgrade_to_sharded_rows(postgres_template: s
         finally:
             await store.close()
         assert [row for row in totals if row[3] == "received"] == [(*key, 60)]
+
+
+async def test_a_newer_schema_is_used_while_it_says_so_and_refused_after(
+        postgres_template: str) -> None:
+    """A rolling upgrade: a newer gateway migrated the database and old processes keep
+    working, until a migration declares older code unable to use it: then they refuse to
+    start, naming the fix."""
+    import psycopg
+
+    from tiktok_gateway.exceptions import SchemaError
+
+    with fresh_database(postgres_template, "tiktok_gateway_newer_schema") as url:
+        await migrate(url)
+        with psycopg.connect(url, autocommit=True) as conn:  # what a newer version would do
+            conn.execute("INSERT INTO schema_version VALUES (%s)", (SCHEMA_VERSION + 1,))
+        assert await migrate(url) == (SCHEMA_VERSION + 1, SCHEMA_VERSION + 1)
+        store = PostgresOutbox(url)
+        try:
+            assert await store.put([new_event(1)]) == [True]  # side by side: still served
+        finally:
+            await store.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE schema_compat SET oldest = %s", (SCHEMA_VERSION + 1,))
+        for auto_migrate in (True, False):
+            store = PostgresOutbox(url, auto_migrate=auto_migrate)
+            try:
+                with pytest.raises(SchemaError, match="upgraded by a newer tiktok-gateway"):
+                    await store.put([new_event(2)])
+            finally:
+                await store.close()
 
 
 def test_migrate_command(postgres_url: str, tmp_path: Path) -> None:

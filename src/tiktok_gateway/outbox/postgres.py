@@ -63,6 +63,10 @@ Q = load_queries("postgres.sql")
 MIGRATIONS = sorted((int(name.split("_")[1]), sql) for name, sql in Q.items()
                     if name.startswith("migration_"))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+# The oldest schema whose code can still use a database of this one: every migration so far
+# only adds tables, columns and indexes, which older processes ignore. A migration that
+# changes what older code relies on raises it (and says so in docs/scaling.md).
+COMPATIBLE_FROM = 1
 PRUNE_EVERY = 300.0
 assert COLUMNS[-2:] == ("sampled", "finished_at")  # the order `record` reads rows in
 
@@ -84,11 +88,28 @@ async def migrate(conninfo: str) -> tuple[int, int]:
             await conn.execute(Q["version_table"])
             row = await (await conn.execute(Q["current_version"])).fetchone()
             before = int(row[0]) if row else 0
+            await _refuse_newer(conn, before)
             for version, sql in MIGRATIONS:
                 if version > before:
                     await conn.execute(sql)
                     await conn.execute(Q["record_version"], {"version": version})
-    return before, SCHEMA_VERSION
+            await conn.execute(Q["raise_compat"], {"oldest": COMPATIBLE_FROM})
+    return before, max(before, SCHEMA_VERSION)
+
+
+async def _refuse_newer(conn: psycopg.AsyncConnection[Any], version: int) -> None:
+    """A database a newer gateway migrated is used as long as that version says code of this
+    schema can still use it (a rolling upgrade: old and new processes side by side)."""
+    exists = await (await conn.execute(Q["has_compat"])).fetchone()
+    if not (exists and exists[0]):
+        return  # before migration 6: any code could use it
+    row = await (await conn.execute(Q["compat_oldest"])).fetchone()
+    oldest = int(row[0]) if row else 0
+    if oldest > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database was upgraded by a newer tiktok-gateway (schema {version}, usable "
+            f"from schema {oldest} on; this version has schema {SCHEMA_VERSION}): upgrade this "
+            "installation")
 
 
 class PostgresOutbox:
@@ -143,6 +164,7 @@ class PostgresOutbox:
         async with _map_errors(), await psycopg.AsyncConnection.connect(self.conninfo) as conn:
             await conn.execute(Q["version_table"])
             row = await (await conn.execute(Q["current_version"])).fetchone()
+            await _refuse_newer(conn, int(row[0]) if row else 0)
         if not row or row[0] < SCHEMA_VERSION:
             raise SchemaError(f"the database schema is at version {row[0] if row else 0}, "
                               f"this gateway needs {SCHEMA_VERSION}: run `tiktok-gateway migrate`")

@@ -158,6 +158,20 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_firing ON alerts (rule, destination)
     WHERE state = 'firing';
 
+-- name: migration_6
+-- The oldest schema version whose code can still use this database (see COMPATIBLE_FROM).
+CREATE TABLE IF NOT EXISTS schema_compat (oldest INTEGER NOT NULL);
+INSERT INTO schema_compat (oldest) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_compat);
+
+-- name: has_compat
+SELECT to_regclass('schema_compat') IS NOT NULL;
+
+-- name: compat_oldest
+SELECT COALESCE(MAX(oldest), 0) FROM schema_compat;
+
+-- name: raise_compat
+UPDATE schema_compat SET oldest = GREATEST(oldest, %(oldest)s);
+
 -- name: version_table
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ..exceptions import OutboxError
+from ..exceptions import OutboxError, SchemaError
 from ..pairing import DEDUP_WINDOW, LEG_RETENTION, PixelOnlyGroup, ServerGroup
 from ..ratelimit import RateLimiter
 from . import (
@@ -64,6 +64,11 @@ T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
 _STOP = object()
 MAX_GROUP = 512  # operations per transaction
+# The file's schema: 1 before versions were kept, 2 with the pairing legs and alert incidents.
+# COMPATIBLE_FROM: the oldest schema whose code can still use a file of this one (every change
+# so far only added tables and columns).
+SCHEMA_VERSION = 2
+COMPATIBLE_FROM = 1
 PRUNE_EVERY = 60.0
 
 
@@ -288,13 +293,13 @@ class SQLiteOutbox:
         self.order_window = order_window or dedup_window
         self.retention = retention
         self.max_delay = max_delay
+        try:
+            writer = self._open_schema(path, synchronous, owner)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.close()
+            raise
         with _map_sqlite_errors():
-            writer = connect(path, synchronous)
-            writer.executescript(Q["schema"])
-            if ("source",) not in writer.execute(Q["outbox_columns"]).fetchall():
-                writer.execute(Q["add_source_column"])
-            if owner:  # a crashed owner's leases: nobody else can hold them on one file
-                writer.execute(Q["release_leases"])
             reader = writer if path == ":memory:" else connect(path, synchronous)
         # Counters of every operation in a transaction, merged and written once before COMMIT.
         self._pending_counts: dict[CounterKey, int] = {}
@@ -306,6 +311,24 @@ class SQLiteOutbox:
                         _DatabaseThread(reader, transactional=False, name="outbox-reader"))
         self._last_prune = 0.0
         self._telemetry = SQLiteTelemetry(self._writer, self._reader)
+
+    @staticmethod
+    def _open_schema(path: str, synchronous: str, owner: bool) -> sqlite3.Connection:
+        """The writer's connection, on a schema this version can use (brought up to date)."""
+        with _map_sqlite_errors():
+            writer = connect(path, synchronous)
+            try:
+                _check_schema(writer, path)
+            except SchemaError:
+                writer.close()
+                raise
+            writer.executescript(Q["schema"])
+            if ("source",) not in writer.execute(Q["outbox_columns"]).fetchall():
+                writer.execute(Q["add_source_column"])
+            if owner:  # a crashed owner's leases: nobody else can hold them on one file
+                writer.execute(Q["release_leases"])
+                writer.execute(f"PRAGMA user_version = {COMPATIBLE_FROM << 16 | SCHEMA_VERSION}")
+        return writer
 
     @property
     def telemetry(self) -> SQLiteTelemetry:
@@ -541,6 +564,19 @@ def _record_keys(conn: sqlite3.Connection, keys: list[Any], now: float, window: 
         rows = conn.execute(Q[f"{query}_many"], {
             **params, "keys": orjson.dumps(keys).decode()}).fetchall()
     return {tuple(row) for row in rows}
+
+
+def _check_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a file that a newer gateway changed in a way this one cannot read. Its
+    `user_version` holds the schema version (low 16 bits) and the oldest schema version whose
+    code can still use it (high 16 bits): additive changes keep older code working."""
+    stored = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version, oldest = stored & 0xFFFF, stored >> 16
+    if oldest > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path} was upgraded by a newer tiktok-gateway (schema {version}, readable from "
+            f"schema {oldest} on; this version has schema {SCHEMA_VERSION}): upgrade this "
+            "installation, or restore a backup made by this version")
 
 
 def _own(path: str) -> Any:
