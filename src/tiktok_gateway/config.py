@@ -166,11 +166,12 @@ class AlertSettings(_Section):
 
 
 class WebhookSettings(_Section):
-    shopify_secret: str = ""
+    # A secret reference, or a list of them while one is rotated (the new one and the old).
+    shopify_secret: str | list[str] = ""
     # orders/create for orders paid at checkout, orders/paid for those paid later (bank
     # transfer, cash on delivery): one order is sent once, as a purchase when it is paid.
     shopify_topics: list[str] = Field(default_factory=lambda: ["orders/create", "orders/paid"])
-    woocommerce_secret: str = ""
+    woocommerce_secret: str | list[str] = ""
     woocommerce_statuses: list[str] = Field(default_factory=lambda: ["processing", "completed"])
     # Count orders without a payment date (cash on delivery, cheque) at order time.
     woocommerce_count_unpaid: bool = False

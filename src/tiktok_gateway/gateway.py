@@ -21,7 +21,7 @@ from . import checklist, summary
 from .alerts import AlertMonitor
 from .checklist import Step
 from .clock import ReferenceClock
-from .config import Settings, resolve_secret
+from .config import DestinationSettings, Settings, resolve_secret
 from .dispatch import Dispatcher, DispatchSettings, Sender
 from .exceptions import ConfigError, OutboxError, SchemaError
 from .gaps import GapReport, gap_report
@@ -157,6 +157,27 @@ class Gateway:
             await sender.client.aclose()
         await self._store.close()
         logger.info("stopped: in-flight deliveries drained, outbox closed")
+
+    def rotate_tokens(self, destinations: Sequence[DestinationSettings]) -> list[str]:
+        """Take the access tokens of a reloaded config: all or none. Returns the destinations
+        whose token changed; a token that does not resolve refuses the whole reload."""
+        if self.demo:
+            return []
+        known = {d.name: d for d in destinations}
+        fresh = {}
+        for name in self._dispatcher.senders:
+            if name not in known:
+                continue
+            token = resolve_secret(known[name].access_token)
+            if token is None:
+                raise ConfigError(f"destination {name!r}: its access_token "
+                                  f"({known[name].access_token.split(':')[0]}:...) is not set")
+            fresh[name] = token
+        senders = self._dispatcher.senders
+        changed = [n for n, token in fresh.items() if not senders[n].client.has_token(token)]
+        for name in changed:
+            senders[name].client.use_token(fresh[name])
+        return changed
 
     # --- ingest ------------------------------------------------------------------------
 

@@ -212,10 +212,22 @@ def serve(
         typer.echo(startup_banner(url, settings, demo=gateway.demo))
         sys.stdout.flush()
 
+    def reload_config() -> None:
+        """SIGHUP: keys, tokens, webhook secrets and the admin login from the file again."""
+        import logging
+
+        log = logging.getLogger("tiktok_gateway")
+        try:
+            new = apply_server_flags(load_settings(path), host, port)
+            log.info("%s", application.state.reload(new).text())
+        except GatewayError as exc:
+            log.error("reload refused, the running config is unchanged: %s", exc.message)
+
     run(serve_app(application, settings.server.host, settings.server.port, announce,
                   limit_concurrency=settings.server.limit_concurrency,
                   keep_alive=settings.server.keep_alive_seconds,
-                  header_timeout=settings.server.header_timeout_seconds))
+                  header_timeout=settings.server.header_timeout_seconds,
+                  on_reload=reload_config))
 
 
 @app.command()
@@ -390,6 +402,38 @@ def migrate(config: ConfigOption = None) -> None:
         return
     before, after = versions
     typer.echo(f"schema at version {after}" + ("" if before == after else f" (was {before})"))
+
+
+@app.command()
+def reload(
+    config: ConfigOption = None,
+    pid: Annotated[int | None, typer.Option(help="The gateway's process id (PostgreSQL stores; "
+                                                  "with SQLite it is found from the store).")] = None,
+) -> None:
+    """Check the config file, then have the running gateway take its keys, tokens, webhook
+    secrets and admin login again (SIGHUP), without a restart."""
+    import signal
+
+    from ..outbox.sqlite import owner_pid
+    from ..outbox.sqlite_backup import store_path
+
+    path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    settings = load_config(path)  # a broken file is refused here, not by the gateway
+    assert settings is not None
+    if pid is None:
+        try:
+            pid = owner_pid(str(store_path(settings.storage.url)))
+        except ConfigError:
+            raise fail("this store is not a SQLite file: give the gateway's --pid (or "
+                       "systemctl reload tiktok-gateway)") from None
+        if pid is None:
+            raise fail(f"no gateway is serving {settings.storage.url}")
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise fail(f"no process {pid}") from None
+    typer.echo(f"asked the gateway (process {pid}) to reload {path}; its log says what it "
+               "took, or why it refused (then the running config stays as it was)")
 
 
 @app.command()

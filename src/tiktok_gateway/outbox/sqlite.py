@@ -589,7 +589,27 @@ def _own(path: str) -> Any:
         handle.close()
         raise OutboxError(f"another gateway process already serves {path}: one process owns a "
                           "SQLite file (use PostgreSQL for several)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")  # whom `tiktok-gateway reload` signals
+    handle.flush()
     return handle
+
+
+def owner_pid(path: str) -> int | None:
+    """The process that owns the SQLite file (holds its lock), or None when none does."""
+    try:
+        handle = open(f"{path}.lock")  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(handle, fcntl.LOCK_UN)  # nobody holds it
+        return None
 
 
 def _identity(path: str) -> tuple[int, int] | None:

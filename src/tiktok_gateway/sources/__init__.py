@@ -31,7 +31,8 @@ class Webhook:
     Args:
         platform: the route's last part and the name in counters.
         signature_header: where the platform puts base64(HMAC-SHA256(secret, body)).
-        secret: the secret reference from the settings ("" when not configured).
+        secret: the secret reference(s) from the settings ("" when not configured; a list
+            while one is rotated).
         not_sent: why an authentic body is not a purchase to send (its topic, or the order's
             state: unpaid, cancelled, refunded), or None when it is one.
         to_event: the platform's order as an inbound event; raises InvalidEvent.
@@ -43,7 +44,7 @@ class Webhook:
 
     platform: str
     signature_header: str
-    secret: Callable[[WebhookSettings], str]
+    secret: Callable[[WebhookSettings], str | list[str]]
     not_sent: Callable[[Mapping[str, str], Any, WebhookSettings], str | None]
     to_event: Callable[[Mapping[str, str], Any], dict[str, Any]]
     is_test: Callable[[Any], bool] = lambda order: False

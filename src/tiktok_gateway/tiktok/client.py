@@ -10,6 +10,7 @@ in the `Access-Token` header; it is never logged and never part of a repr.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -90,6 +91,14 @@ class TikTokClient:
             transport=transport,
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
+
+    def has_token(self, access_token: SecretStr) -> bool:
+        return hmac.compare_digest(self._token.get_secret_value().encode(),
+                                   access_token.get_secret_value().encode())
+
+    def use_token(self, access_token: SecretStr) -> None:
+        """Send with another token from the next request on (a rotated token, on reload)."""
+        self._token = access_token
 
     def __repr__(self) -> str:
         return f"TikTokClient(base_url={self.base_url!r}, access_token='**********')"

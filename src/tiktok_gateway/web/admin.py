@@ -49,6 +49,11 @@ class AdminAuth:
                               "choose a longer one (or set allow_weak_password = true)")
         self._failures: dict[str, tuple[int, float]] = {}  # client -> (failures, last failure)
 
+    def replace(self, other: AdminAuth) -> None:
+        """Take another login (a reload). A new password also ends every session's CSRF
+        token, which is signed with a key derived from it."""
+        self.username, self._password = other.username, other._password
+
     def wait(self, client: str) -> float:
         """Seconds before `client` may try again (0: now)."""
         failures, last = self._failures.get(client, (0, 0.0))

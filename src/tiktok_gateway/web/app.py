@@ -25,6 +25,7 @@ from .health import EventStatus, Readiness, healthz
 from .ingest import Ingest
 from .openapi import openapi_document
 from .pixel import PixelReports
+from .reload import Reloader
 from .sources import Sources
 
 SANDBOX_MOUNT = "/tiktok-sandbox"
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         return Response(await gateway.metrics(), media_type=CONTENT_TYPE_LATEST)
 
     ingest = Ingest(gateway, keys)
+    sources = Sources(gateway, keys, settings.webhooks)
     routes: list[BaseRoute] = [
         Route("/v1/events", ingest.endpoint, methods=["POST", "OPTIONS"]),
         Route("/v1/pixel", PixelReports(gateway, ingest).endpoint, methods=["POST", "OPTIONS"]),
@@ -73,7 +75,7 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
         Route("/metrics", metrics, methods=["GET"]),
         Route("/", index, methods=["GET"]),
         *Dashboard(gateway, admin).routes(),
-        *Sources(gateway, keys, settings.webhooks).routes(),
+        *sources.routes(),
     ]
     if gateway.sandbox_app is not None:
         # Demo events and the sandbox's fault switches are the admin's, not the internet's.
@@ -90,6 +92,8 @@ def create_app(settings: Settings, *, transport: httpx.AsyncBaseTransport | None
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error})
     app.state.gateway = gateway
+    # SIGHUP (see `serve`): keys, tokens, webhook secrets and the login, from the file again.
+    app.state.reload = Reloader(settings, gateway, keys, admin, sources).reload
     return app
 
 

@@ -55,6 +55,11 @@ class KeyRing:
         self.browser_origins = frozenset().union(*(k.allowed_origins for k in self.keys
                                                    if k.is_browser))
 
+    def replace(self, other: KeyRing) -> None:
+        """Take another ring's keys at once (a reload): each request sees the old set or the
+        new one, never a mix."""
+        self.keys, self.browser_origins = other.keys, other.browser_origins
+
     def find_presented(self, request: Request) -> IngestKey | None:
         """The request's key: from the Authorization header, or a browser key from `?key=`.
         Server keys are secret, and URLs end up in proxies' and servers' logs."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -20,12 +21,14 @@ def bound_url(server: uvicorn.Server, host: str) -> str:
 async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], None],
                 *, log_level: str = "warning", access_log: bool = False,
                 limit_concurrency: int | None = None, keep_alive: float = 5.0,
-                header_timeout: float | None = None) -> None:
+                header_timeout: float | None = None,
+                on_reload: Callable[[], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM; `on_start(url)` runs once the port is open (port 0 works).
 
     `limit_concurrency` bounds the connections served at once (uvicorn answers 503 past it)
     and `keep_alive` closes idle connections, so that slow or idle sockets cannot pile up;
-    `header_timeout` closes a connection whose request head is not complete in time."""
+    `header_timeout` closes a connection whose request head is not complete in time;
+    `on_reload` runs on SIGHUP, between requests (the event loop's thread)."""
     http: Any = "auto"
     if header_timeout is not None:
         from .protocol import bounded_protocol
@@ -43,6 +46,8 @@ async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], No
             if server.should_exit:
                 return
             await asyncio.sleep(0.02)
+        if on_reload is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_reload)
         on_start(bound_url(server, host))
 
     task = asyncio.create_task(announce())

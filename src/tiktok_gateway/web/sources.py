@@ -38,6 +38,7 @@ class Sources:
         self.max_body = gateway.settings.server.max_body_bytes
         self.body_timeout = gateway.settings.server.body_timeout_seconds
         self._refused: dict[str, list[float]] = {}  # platform -> [refused since the line, when]
+        self.secrets = webhook_secrets(settings)
 
     def routes(self) -> list[Route]:
         return [
@@ -110,26 +111,32 @@ class Sources:
                            platform, refused[0], platform)
             self._refused[platform] = [0, now]
 
-    def _endpoint(self, hook: Webhook) -> Callable[[Request], Awaitable[Response]]:
-        secret = _secret(hook.secret(self.settings))
+    def replace(self, settings: WebhookSettings) -> None:
+        """Take new webhook secrets (a reload); the next webhook is checked against them."""
+        self.secrets = webhook_secrets(settings)
+        self.settings = settings
 
+    def _endpoint(self, hook: Webhook) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            return await self._webhook(request, hook, secret)
+            return await self._webhook(request, hook, self.secrets.get(hook.platform, ()))
 
         return endpoint
 
-    async def _webhook(self, request: Request, hook: Webhook, secret: str | None) -> Response:
+    async def _webhook(self, request: Request, hook: Webhook,
+                       secrets: tuple[str, ...]) -> Response:
         try:  # bounded before the signature is checked: a stranger can post anything here
             body = await read_limited(request, self.max_body, self.body_timeout)
         except BodyTooLarge:
             return error(413, f"body larger than {self.max_body} bytes")
         except BodyTooSlow:
             return error(408, f"the body did not arrive within {self.body_timeout:g} s")
-        if secret and hook.ping(request.headers):
+        if secrets and hook.ping(request.headers):
             return JSONResponse({"ok": True})  # answered, nothing kept
-        if secret is None:
+        if not secrets:
             return JSONResponse({"error": f"{hook.platform} webhooks are not configured"}, 404)
-        if not verify_signature(secret, body, request.headers.get(hook.signature_header)):
+        signature = request.headers.get(hook.signature_header)
+        # Several secrets while one is rotated: the new one and the old.
+        if not any([verify_signature(secret, body, signature) for secret in secrets]):
             self.gateway.count(f"({hook.platform})", "webhook", BAD_SIGNATURE)
             self._warn_bad_signature(hook.platform)
             return JSONResponse({"error": "invalid signature"}, 401)
@@ -163,8 +170,13 @@ class Sources:
         return await accept_and_answer(self.gateway, [raw], context, acknowledge=True)
 
 
-def _secret(reference: str) -> str | None:
-    if not reference:
-        return None
-    secret = resolve_secret(reference)
-    return secret.get_secret_value() if secret else None
+def webhook_secrets(settings: WebhookSettings) -> dict[str, tuple[str, ...]]:
+    """Each platform's secrets that resolve (none: its webhook answers 404)."""
+    found = {}
+    for hook in webhooks():
+        references = hook.secret(settings)
+        if isinstance(references, str):
+            references = [references] if references else []
+        resolved = [resolve_secret(r) for r in references]
+        found[hook.platform] = tuple(s.get_secret_value() for s in resolved if s is not None)
+    return found
