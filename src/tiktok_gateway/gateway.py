@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -109,7 +110,10 @@ class Gateway:
 
             sandbox_app = create_sandbox()
             transport, base_url = httpx.ASGITransport(app=sandbox_app), DEMO_BASE_URL
-        store = open_store(settings.storage.url, settings.storage.options(settings.delivery))
+        # Demo events live in a store of their own: going live never meets their dedup keys,
+        # counters or dead letters.
+        url = demo_storage_url(settings.storage.url) if sandbox_app else settings.storage.url
+        store = open_store(url, settings.storage.options(settings.delivery))
         telemetry = Telemetry(store.telemetry, store.records, interval=settings.observe.flush_seconds,
                               destinations=[d.name for d in settings.destinations])
         clock = ReferenceClock()
@@ -347,6 +351,17 @@ def _dispatcher(settings: Settings, store: Store, telemetry: Telemetry,
         batch_size=delivery.batch_size, linger=delivery.linger_ms / 1000,
         workers=delivery.workers, lease=delivery.lease_seconds,
         max_request_bytes=settings.tiktok.max_request_bytes), telemetry, clock)
+
+
+def demo_storage_url(url: str) -> str:
+    """Where demo mode keeps its events: beside the configured SQLite file (`gateway.db` ->
+    `gateway.demo.db`); for any other store, ./data/demo.db."""
+    if url.startswith("memory://"):
+        return url
+    if url.startswith("sqlite://"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.with_name(path.stem + '.demo' + (path.suffix or '.db'))}"
+    return "sqlite:///./data/demo.db"
 
 
 def _senders(settings: Settings, store: Store, tokens: dict[str, Any], base_url: str,

@@ -405,6 +405,38 @@ def migrate(config: ConfigOption = None) -> None:
 
 
 @app.command()
+def golive(
+    test_event_code: Annotated[str, typer.Option(
+        "--test-event-code", help="The code from Events Manager's Test Events tab.")],
+    config: ConfigOption = None,
+    clear_demo: Annotated[bool, typer.Option(
+        "--clear-demo", help="Delete the demo store without asking.")] = False,
+) -> None:
+    """Go from demo mode to TikTok: check each token with a test event, then clear demo data."""
+    from .golive import check_destination, demo_files
+
+    settings = load_config(config)
+    assert settings is not None
+    console = Console()
+    styles = {"ok": "green", "warn": "yellow", "error": "red"}
+    findings = [f for dest in settings.destinations
+                for f in check_destination(settings, dest, test_event_code)]
+    for level, message in findings:
+        console.print(f"[{styles[level]}]{level:>5}[/{styles[level]}]  {escape(message)}",
+                      highlight=False)
+    if any(level == "error" for level, _ in findings):
+        raise typer.Exit(1)
+    files = demo_files(settings)
+    if files and (clear_demo or typer.confirm(
+            f"delete the demo store ({files[0]}): events sent to the built-in sandbox?")):
+        for file in files:
+            file.unlink()
+        typer.echo(f"deleted the demo store {files[0]}")
+    typer.echo("ready: start (or restart) `tiktok-gateway serve`; events now go to TikTok. "
+               "Remove test_event_code once the test events look right.")
+
+
+@app.command()
 def reload(
     config: ConfigOption = None,
     pid: Annotated[int | None, typer.Option(help="The gateway's process id (PostgreSQL stores; "

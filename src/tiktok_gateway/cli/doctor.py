@@ -11,6 +11,7 @@ import httpx
 from ..checklist import Step, checklist, collect
 from ..config import Settings, resolve_secret
 from ..exceptions import GatewayError
+from ..gateway import demo_storage_url
 from ..pipeline import route_for
 from ..tiktok.schema import DEFAULT_BASE_URL, EVENT_SET_ID, PIXEL_CODE
 
@@ -80,7 +81,7 @@ def setup_checklist(settings: Settings) -> tuple[list[Step], str | None]:
     """The checklist from the store (read only), and why it could not be read, if so. A
     SQLite file that does not exist yet is not made here: nothing has been seen."""
     demo = all(not d.access_token for d in settings.destinations)
-    url = settings.storage.url
+    url = demo_storage_url(settings.storage.url) if demo else settings.storage.url
     if url.startswith("memory://") or (
             url.startswith("sqlite://") and not Path(url.removeprefix("sqlite:///")).exists()):
         return checklist(settings.destinations, [], [], {}, demo=demo), None

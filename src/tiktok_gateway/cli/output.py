@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..checklist import Step
+from ..gateway import demo_storage_url
 from ..config import Settings
 from ..exceptions import ConfigError, FieldError
 from ..figures import EMQ_WEIGHTS
@@ -57,6 +58,8 @@ def startup_banner(url: str, settings: Settings, *, demo: bool) -> str:
             "  sandbox, not to TikTok. Set the destination's access_token to go live.",
             "  (The sandbox pages need the admin login: user admin, the password the config names.)",
             f"  Sandbox Test Events: {url}/tiktok-sandbox/",
+            f"  Demo events are kept apart, in {demo_storage_url(settings.storage.url)}.",
+            "  To go live: tiktok-gateway golive --test-event-code <code> (docs/cli.md)",
         ]
     else:
         lines.append(f"  Delivering to {settings.tiktok.base_url}")
