@@ -10,11 +10,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..checklist import Step
-from ..gateway import demo_storage_url
 from ..config import Settings
 from ..exceptions import ConfigError, FieldError
 from ..figures import EMQ_WEIGHTS
 from ..gaps import GapReport, order_ids_from_csv
+from ..gateway import demo_storage_url
 from ..telemetry import QUALITY_FIELDS
 from ..tiktok.lint import LintReport
 
