@@ -23,8 +23,10 @@ TOKEN = "acceptance-token-0123456789"
 class Process:
     """A CLI process whose output is collected; `url` is the address it announced."""
 
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
         self.args = args
+        self.cwd = cwd
         self.log_path = log_path
         self.env = {**os.environ, **(env or {})}
         self.url = ""
@@ -33,7 +35,8 @@ class Process:
     def start(self, timeout: float = 20) -> Process:
         log = self.log_path.open("a")
         self.proc = subprocess.Popen([sys.executable, "-m", "tiktok_gateway", *self.args],
-                                     stdout=subprocess.PIPE, stderr=log, text=True, env=self.env)
+                                     stdout=subprocess.PIPE, stderr=log, text=True, env=self.env,
+                                     cwd=self.cwd)
         found = threading.Event()
         threading.Thread(target=self._read, args=(self.proc.stdout, log, found), daemon=True).start()
         deadline = time.monotonic() + timeout
