@@ -324,6 +324,10 @@ class Gateway:
             backlog = None
         if not self._dispatcher.running:
             problems.append("delivery workers are not running")
+        if backlog is not None and backlog.pending >= self.settings.storage.max_pending:
+            problems.append(f"the outbox is full ({backlog.pending} events waiting, "
+                            f"storage.max_pending {self.settings.storage.max_pending}): ingest "
+                            "answers 503 until TikTok takes them")
         for failure in (self._ingest.last_store_failure, self._dispatcher.last_failure):
             if failure and time.monotonic() - failure[0] < STORE_FAILURE_NOT_READY:
                 problems.append(f"the store failed to write: {failure[1]}")

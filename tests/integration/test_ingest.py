@@ -201,6 +201,9 @@ def test_backpressure_503(make_gateway: Callable[..., str], sandbox_url: str) ->
         codes.append(post(url, {"event": "view_item", "event_id": f"e{i}"}).status_code)
         time.sleep(0.4)
     assert codes[:3] == [202, 202, 202] and 503 in codes[3:]
+    ready = httpx.get(f"{url}/readyz")  # a load balancer sends traffic elsewhere meanwhile
+    assert ready.status_code == 503
+    assert any("the outbox is full" in p for p in ready.json()["problems"]), ready.json()
 
 
 def test_status_endpoint_reports_tiktoks_answer(make_gateway: Callable[..., str],
