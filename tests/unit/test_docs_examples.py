@@ -89,3 +89,17 @@ def test_command_lines_name_real_commands_and_options(where: str, words: list[st
     used = [w.strip("[]").split("=")[0] for w in words[1:] if w.strip("[]").startswith("--")]
     unknown = [w for w in used if w not in options and w != "--help"]
     assert unknown == [], f"{where}: tiktok-gateway {words[0]} has no {unknown}"
+
+
+def test_the_python_programs_in_the_docs_run_and_print_what_they_say(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A block that runs a program (`asyncio.run(main())`) runs, and each line it prints is
+    what its `# ...` comment says."""
+    programs = [b for b in blocks("python") if "asyncio.run(main())" in b[1]]
+    assert programs
+    for where, code in programs:
+        exec(compile(code, where, "exec"), {"__name__": "__docs__"})  # noqa: S102 - our docs
+        printed = capsys.readouterr().out.splitlines()
+        promised = [line.split("# ")[1].strip() for line in code.splitlines()
+                    if line.strip().startswith("print(") and "# " in line]
+        assert printed == promised, where
