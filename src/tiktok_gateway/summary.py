@@ -154,8 +154,12 @@ def status_line(requests: Sequence[RequestLog], pending: int, now: float) -> Sta
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(failing[-1].at))
     last = failing[0]
     what = causes.cause(last.code, last.message, last.http_status)
+    # A refused request (a bad token, a rejected payload) is not retried: its events are
+    # dead-lettered, and saying "retrying" would promise what will not happen.
+    then = ("retrying with backoff" if last.outcome == "retry" else
+            "those events are dead-lettered: fix the cause, then replay them")
     return Status("bad", f"TikTok failing since {since} ({len(failing)} failed request(s) in a "
-                         f"row, last: {what}); {pending} event(s) waiting, retrying with backoff.")
+                         f"row, last: {what}); {pending} event(s) waiting, {then}.")
 
 
 def error_groups(requests: Sequence[RequestLog]) -> list[dict[str, Any]]:

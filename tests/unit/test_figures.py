@@ -73,3 +73,18 @@ def test_a_share_is_never_rounded_to_all_or_nothing() -> None:
 
     assert [share_text(v) for v in (1.0, 0.996, 0.994, 0.5, 0.004, 0.0, None)] == [
         "100%", "99%", "99%", "50%", "<1%", "0%", "–"]
+
+
+def test_the_status_line_says_retrying_only_when_it_retries() -> None:
+    from tiktok_gateway.summary import status_line
+
+    ok = RequestLog(100.0, "shop", 5, False, "delivered", 0, "OK", "r1", 200, 0.1)
+    outage = RequestLog(110.0, "shop", 5, False, "retry", None, "", None, 503, 0.1)
+    refused = RequestLog(120.0, "shop", 5, False, "rejected", 40105,
+                         "Access token is invalid or has expired.", "r2", 200, 0.1)
+    assert status_line([ok], 0, 130.0).text.startswith("Delivering: the last request")
+    failing = status_line([ok, outage], 5, 130.0)
+    assert failing.kind == "bad" and failing.text.endswith("5 event(s) waiting, retrying with backoff.")
+    dead = status_line([ok, outage, refused], 0, 130.0).text
+    assert "2 failed request(s) in a row" in dead and "dead-lettered" in dead
+    assert "retrying" not in dead
