@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .causes import AUTH_ACTION, AUTH_MEANINGS
-from .config import DestinationSettings
+from .config import EXAMPLE_PIXEL_ID, DestinationSettings
 from .figures import Quality, data_quality
 from .outbox import PARTIAL_REJECTS, RequestLog, TelemetryStore
 from .pairing import Pairing, by_destination
@@ -68,6 +68,10 @@ Check = Callable[[Seen], tuple[str, str, str]]  # (status, evidence, action)
 
 
 def pixel_id(seen: Seen) -> tuple[str, str, str]:
+    if seen.dest.pixel_id == EXAMPLE_PIXEL_ID:
+        return TODO, f"{EXAMPLE_PIXEL_ID} is the example pixel id `serve --init` writes", (
+            "copy your pixel's code from TikTok Events Manager (Data sources, your pixel) into "
+            "the destination's pixel_id")
     pattern = PIXEL_CODE if seen.dest.event_source == "web" else EVENT_SET_ID
     if pattern.match(seen.dest.pixel_id):
         return DONE, f"{seen.dest.pixel_id} is a well-formed {seen.dest.event_source} id", ""

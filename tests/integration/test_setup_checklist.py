@@ -12,12 +12,13 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ADMIN, BROWSER_KEY, PIXEL, SERVER_KEY, SHOP_ORIGIN, gateway_config
+from tests.conftest import ADMIN, BROWSER_KEY, SERVER_KEY, SHOP_ORIGIN, TOKEN, gateway_config
 from tiktok_gateway.config import settings_from_dict
 from tiktok_gateway.outbox import StoreOptions, open_store
-from tiktok_gateway.testing import serve_in_thread
+from tiktok_gateway.testing import running_sandbox, serve_in_thread
 from tiktok_gateway.web.app import create_app
 
+OUR_PIXEL = "C4SHOP0PIXEL00000042"  # a pixel of the shop's own, not the example one
 ORDER = {"value": 30, "currency": "USD",
          "contents": [{"content_id": "sku-1", "quantity": 1, "price": 30}]}
 USER = {"email": "buyer@example.com", "phone": "+1 415 555 0100", "ttp": "2F7h37YkS1j57AYSKTI",
@@ -56,8 +57,22 @@ def purchase(gateway: str, order: str) -> None:
     assert response.status_code == 202, response.text
 
 
-def test_the_checklist_goes_from_todo_to_done(tmp_path: Path, sandbox_url: str) -> None:
-    destination = {"name": "shop", "pixel_id": PIXEL, "access_token": "test-token-0123456789",
+def test_the_example_pixel_id_is_not_done() -> None:
+    from tiktok_gateway.checklist import checklist
+    from tiktok_gateway.config import EXAMPLE_PIXEL_ID, DestinationSettings
+
+    [step, *_] = checklist([DestinationSettings(name="shop", pixel_id=EXAMPLE_PIXEL_ID)], [],
+                           [], {})
+    assert step.id == "pixel_id" and step.status == "todo" and "example" in step.evidence
+
+
+def test_the_checklist_goes_from_todo_to_done(tmp_path: Path) -> None:
+    with running_sandbox({OUR_PIXEL: {TOKEN}}) as (sandbox_url, _):
+        walk(tmp_path, sandbox_url)
+
+
+def walk(tmp_path: Path, sandbox_url: str) -> None:
+    destination = {"name": "shop", "pixel_id": OUR_PIXEL, "access_token": TOKEN,
                    "phone_region": "US", "test_event_code": "TEST42"}
     testing = gateway_config(tmp_path, sandbox_url, destinations=[destination])
     with serve(testing) as gateway:

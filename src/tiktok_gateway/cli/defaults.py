@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from ..config import EXAMPLE_PIXEL_ID
+
 TEMPLATE = """\
 # tiktok-gateway configuration. Reference: docs/configuration.md
 # Written by `tiktok-gateway serve --init`. With no TikTok access token configured
@@ -32,7 +34,7 @@ kind = "server"
 
 [[destinations]]
 name = "shop"
-pixel_id = "C0EXAMPLE0PIXEL00001"
+pixel_id = "{example_pixel}"
 # To go live: access_token = "env:TIKTOK_ACCESS_TOKEN" (a token that does not resolve then
 # stops start-up; it never falls back to demo mode), and your own pixel_id.
 access_token = ""
@@ -49,7 +51,7 @@ def write_default_config(path: Path, data_dir: Path) -> None:
         if not secret_file.exists():
             secret_file.write_text(secrets.token_urlsafe(24) + "\n")
             os.chmod(secret_file, 0o600)
-    path.write_text(TEMPLATE.format(data=_relative(data_dir)))
+    path.write_text(TEMPLATE.format(data=_relative(data_dir), example_pixel=EXAMPLE_PIXEL_ID))
 
 
 def _relative(path: Path) -> str:

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from ..causes import AUTH_ACTION, AUTH_MEANINGS
-from ..config import DestinationSettings, Settings, resolve_secret
+from ..config import EXAMPLE_PIXEL_ID, DestinationSettings, Settings, resolve_secret
 from ..exceptions import APIError, DeliveryError
 from ..gateway import demo_storage_url
 from ..identity import sha256_hex
@@ -21,15 +21,13 @@ from ..tiktok.client import TikTokClient
 from ..tiktok.schema import EVENT_SET_ID, PIXEL_CODE
 from .doctor import Finding
 
-EXAMPLE_PIXEL = "C0EXAMPLE0PIXEL00001"  # what `serve --init` writes
-
 
 def check_destination(settings: Settings, dest: DestinationSettings, test_code: str, *,
                       timeout: float = 10.0) -> list[Finding]:
     name = f"destination {dest.name!r}"
     findings: list[Finding] = []
-    if dest.pixel_id == EXAMPLE_PIXEL:
-        findings.append(("error", f"{name}: pixel_id is still the example {EXAMPLE_PIXEL}: set "
+    if dest.pixel_id == EXAMPLE_PIXEL_ID:
+        findings.append(("error", f"{name}: pixel_id is still the example {EXAMPLE_PIXEL_ID}: set "
                                   "your pixel's code from TikTok Events Manager"))
     elif not (PIXEL_CODE if dest.event_source == "web" else EVENT_SET_ID).match(dest.pixel_id):
         findings.append(("warn", f"{name}: pixel_id {dest.pixel_id!r} does not look like a "
