@@ -16,18 +16,20 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .causes import AUTH_ACTION
 from .causes import AUTH_MEANINGS as AUTH_CODES
 from .config import AlertSettings, DestinationSettings
 from .figures import data_quality
-from .notify import Notification, Notifier
+from .notify import Notifier
 from .outbox import (
     FIRING,
     PARTIAL_REJECTS,
+    RESOLVED,
     TEST_COUNTER,
+    AlertRecord,
     Backlog,
     RecordReader,
     RequestLog,
@@ -202,23 +204,23 @@ def test_code_on(settings: AlertSettings, dest: DestinationSettings, snap: Snaps
 
 
 def weekly_drops(settings: AlertSettings, destination: str, weekly: Weekly) -> list[Verdict]:
+    """The pairing rate and the match-quality estimate against the week before, each judged
+    only with enough events in both weeks."""
+    Message = Callable[[float, float], str]
+    checks: tuple[tuple[str, tuple[float | None, float | None], tuple[int, int], float,
+                        Message], ...] = (
+        (PAIRING_DROP, weekly.pairing, weekly.pairing_events, settings.pairing_drop,
+         lambda now, last: f"pixel and server shared their event_id for {now:.0%} of events "
+                           f"this week, {last:.0%} the week before: see the dashboard's Pixel "
+                           "and server page for mismatched events"),
+        (MATCH_QUALITY_DROP, weekly.match_quality, weekly.received, settings.match_quality_drop,
+         lambda now, last: f"the match-quality estimate is {now:.1f} this week, {last:.1f} the "
+                           "week before: see the Data quality page for the field that fell"),
+    )
     verdicts = []
-    (now_rate, last_rate), (now_n, last_n) = weekly.pairing, weekly.pairing_events
-    if now_rate is not None and last_rate is not None and min(now_n, last_n) >= \
-            settings.weekly_min_events:
-        verdicts.append(Verdict(PAIRING_DROP, destination,
-                                last_rate - now_rate > settings.pairing_drop,
-                                f"pixel and server shared their event_id for {now_rate:.0%} of "
-                                f"events this week, {last_rate:.0%} the week before: see the "
-                                "dashboard's Pairing page for mismatched events"))
-    (now_mq, last_mq), (now_r, last_r) = weekly.match_quality, weekly.received
-    if now_mq is not None and last_mq is not None and min(now_r, last_r) >= \
-            settings.weekly_min_events:
-        verdicts.append(Verdict(MATCH_QUALITY_DROP, destination,
-                                last_mq - now_mq > settings.match_quality_drop,
-                                f"the match-quality estimate is {now_mq:.1f} this week, "
-                                f"{last_mq:.1f} the week before: see the Data quality page "
-                                "for the field that fell"))
+    for rule, (now, last), counts, drop, message in checks:
+        if now is not None and last is not None and min(counts) >= settings.weekly_min_events:
+            verdicts.append(Verdict(rule, destination, last - now > drop, message(now, last)))
     return verdicts
 
 
@@ -291,14 +293,14 @@ class AlertMonitor:
             if v.firing and key not in firing:
                 if await self.telemetry.open_alert(v.rule, v.destination, now, v.message):
                     logger.warning("alert firing: %s (%s): %s", v.rule, v.destination, v.message)
-                    self.notifier.send(Notification(v.rule, v.destination, FIRING, now,
-                                                    v.message))
+                    self.notifier.send(AlertRecord(v.rule, v.destination, FIRING, now, None,
+                                                   v.message))
             elif v.firing is False and key in firing:
                 closed = await self.telemetry.close_alert(v.rule, v.destination, now)
                 if closed is not None:
                     logger.info("alert resolved: %s (%s)", v.rule, v.destination)
-                    self.notifier.send(Notification(v.rule, v.destination, "resolved",
-                                                    closed.since, v.message, resolved_at=now))
+                    self.notifier.send(AlertRecord(v.rule, v.destination, RESOLVED,
+                                                   closed.since, now, v.message))
         return verdicts
 
     def start(self) -> None:

@@ -23,6 +23,7 @@ import httpx
 import orjson
 
 from .config import AlertWebhookSettings, resolve_secret
+from .outbox import FIRING, AlertRecord
 
 logger = logging.getLogger("tiktok_gateway.alerts")
 MAX_QUEUED = 1000
@@ -30,24 +31,18 @@ GIVE_UP_AFTER = 86400.0
 SIGNATURE, TIMESTAMP = "X-TikTok-Gateway-Signature", "X-TikTok-Gateway-Timestamp"
 
 
-@dataclass(frozen=True)
-class Notification:
-    rule: str
-    destination: str
-    state: str  # firing or resolved
-    since: float
-    message: str
-    resolved_at: float | None = None
+def as_json(alert: AlertRecord) -> dict[str, Any]:
+    """The plain JSON message of an incident's start or end."""
+    return {"source": "tiktok-gateway", "rule": alert.rule, "destination": alert.destination,
+            "state": alert.state, "since": int(alert.since),
+            "resolved_at": int(alert.resolved_at) if alert.resolved_at else None,
+            "message": alert.message}
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"source": "tiktok-gateway", "rule": self.rule, "destination": self.destination,
-                "state": self.state, "since": int(self.since),
-                "resolved_at": int(self.resolved_at) if self.resolved_at else None,
-                "message": self.message}
 
-    def text(self) -> str:
-        mark = "FIRING" if self.state == "firing" else "RESOLVED"
-        return f"[tiktok-gateway] {mark} {self.rule} ({self.destination}): {self.message}"
+def as_text(alert: AlertRecord) -> str:
+    """The one line a chat shows."""
+    mark = "FIRING" if alert.state == FIRING else "RESOLVED"
+    return f"[tiktok-gateway] {mark} {alert.rule} ({alert.destination}): {alert.message}"
 
 
 @dataclass
@@ -67,8 +62,8 @@ class Webhook:
         return cls(url.get_secret_value(), settings.format,
                    secret.get_secret_value().encode() if secret else None)
 
-    def request(self, note: Notification, now: float) -> tuple[bytes, dict[str, str]]:
-        body = orjson.dumps({"text": note.text()} if self.format == "slack" else note.as_dict())
+    def request(self, alert: AlertRecord, now: float) -> tuple[bytes, dict[str, str]]:
+        body = orjson.dumps({"text": as_text(alert)} if self.format == "slack" else as_json(alert))
         headers = {"Content-Type": "application/json", "User-Agent": "tiktok-gateway-alerts"}
         if self.secret:
             stamp = str(int(now))
@@ -83,7 +78,7 @@ class _Delivery:
     first: float = field(compare=False)
     attempts: int = field(compare=False)
     webhook: Webhook = field(compare=False)
-    note: Notification = field(compare=False)
+    alert: AlertRecord = field(compare=False)
 
 
 class Notifier:
@@ -102,13 +97,14 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self.lost = 0
 
-    def send(self, note: Notification) -> None:
+    def send(self, alert: AlertRecord) -> None:
+        """Queue the message of an incident's start (FIRING) or end for every webhook."""
         now = time.time()
         for webhook in self.webhooks:
             if len(self._queue) >= MAX_QUEUED:
                 self.lost += 1
                 continue
-            self._queue.append(_Delivery(now, now, 0, webhook, note))
+            self._queue.append(_Delivery(now, now, 0, webhook, alert))
         self._wake.set()
 
     def start(self) -> None:
@@ -141,7 +137,7 @@ class Notifier:
                 self._retry_later(delivery)
 
     async def _post(self, delivery: _Delivery) -> bool:
-        body, headers = delivery.webhook.request(delivery.note, time.time())
+        body, headers = delivery.webhook.request(delivery.alert, time.time())
         try:
             response = await self._client.post(delivery.webhook.url, content=body,
                                                headers=headers)
