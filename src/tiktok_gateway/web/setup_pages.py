@@ -24,10 +24,14 @@ CAUSE_TEXT = {
 Render = Callable[..., Response]
 
 
+OVERVIEW_CHECKLIST_TTL = 60.0  # the first page refreshes every 30 s; the week it reads changes slowly
+
+
 class SetupPages:
     def __init__(self, gateway: Gateway, render: Render) -> None:
         self.gateway = gateway
         self.render = render
+        self._overview_steps: tuple[float, list[checklist.Step]] | None = None
 
     async def setup(self, request: Request) -> Response:
         steps = await self.gateway.setup_steps()
@@ -53,7 +57,11 @@ class SetupPages:
     async def overview_extras(self) -> dict[str, Any]:
         """What the first page shows above tag health: the checklist until it is all done,
         and the alerts firing."""
-        steps = await self.gateway.setup_steps()
+        now = time.monotonic()
+        if self._overview_steps is None or now - self._overview_steps[0] > OVERVIEW_CHECKLIST_TTL:
+            # A week of counters and requests: read once a minute, not on every refresh.
+            self._overview_steps = (now, await self.gateway.setup_steps())
+        steps = self._overview_steps[1]
         firing = [a for a in await self.gateway.alert_list(time.time()) if a.state == "firing"]
         return {"steps": steps, "setup_done": checklist.all_done(steps), "firing": firing,
                 "steps_done": sum(s.status == checklist.DONE for s in steps)}
