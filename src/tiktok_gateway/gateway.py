@@ -41,6 +41,7 @@ from .outbox import (
     Store,
     open_store,
 )
+from .outbox.sqlite import file_of
 from .pairing import Pairing, classify
 from .pipeline import route_for
 from .ratelimit import Limiter
@@ -363,7 +364,7 @@ def demo_storage_url(url: str) -> str:
     if url.startswith("memory://"):
         return url
     if url.startswith("sqlite://"):
-        path = Path(url.removeprefix("sqlite:///"))
+        path = Path(file_of(url))
         return f"sqlite:///{path.with_name(path.stem + '.demo' + (path.suffix or '.db'))}"
     return "sqlite:///./data/demo.db"
 

@@ -414,16 +414,13 @@ def golive(
 ) -> None:
     """Go from demo mode to TikTok: check each token with a test event, then clear demo data."""
     from .golive import check_destination, demo_files
+    from .output import print_findings
 
     settings = load_config(config)
     assert settings is not None
-    console = Console()
-    styles = {"ok": "green", "warn": "yellow", "error": "red"}
     findings = [f for dest in settings.destinations
                 for f in check_destination(settings, dest, test_event_code)]
-    for level, message in findings:
-        console.print(f"[{styles[level]}]{level:>5}[/{styles[level]}]  {escape(message)}",
-                      highlight=False)
+    print_findings(findings, Console())
     if any(level == "error" for level, _ in findings):
         raise typer.Exit(1)
     files = demo_files(settings)
@@ -520,7 +517,7 @@ def doctor(
     """Check a config (tokens, pixel ids, TikTok, test codes) and print the set-up checklist."""
     from ..checklist import as_json as checklist_json
     from .doctor import run_checks, setup_checklist
-    from .output import print_checklist
+    from .output import print_checklist, print_findings
 
     path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
     settings = load_config(path)
@@ -533,11 +530,7 @@ def doctor(
                                "store": unreadable or "read", **checklist_json(steps)}, indent=2))
         raise typer.Exit(1 if failed else 0)
     console = Console()
-    styles = {"ok": "green", "warn": "yellow", "error": "red"}
-    for level, message in findings:
-        # The message is text, not markup: "[[keys]]" must print as written.
-        console.print(f"[{styles[level]}]{level:>5}[/{styles[level]}]  {escape(message)}",
-                      highlight=False)
+    print_findings(findings, console)
     print_checklist(steps, unreadable, console)
     raise typer.Exit(1 if failed else 0)
 

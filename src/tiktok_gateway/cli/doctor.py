@@ -12,6 +12,7 @@ from ..checklist import Step, checklist, collect
 from ..config import Settings, resolve_secret
 from ..exceptions import GatewayError
 from ..gateway import demo_storage_url
+from ..outbox.sqlite import file_of
 from ..pipeline import route_for
 from ..tiktok.schema import DEFAULT_BASE_URL, EVENT_SET_ID, PIXEL_CODE
 
@@ -83,7 +84,7 @@ def setup_checklist(settings: Settings) -> tuple[list[Step], str | None]:
     demo = all(not d.access_token for d in settings.destinations)
     url = demo_storage_url(settings.storage.url) if demo else settings.storage.url
     if url.startswith("memory://") or (
-            url.startswith("sqlite://") and not Path(url.removeprefix("sqlite:///")).exists()):
+            url.startswith("sqlite://") and not Path(file_of(url)).exists()):
         return checklist(settings.destinations, [], [], {}, demo=demo), None
     from ..outbox import StoreOptions, open_store
 

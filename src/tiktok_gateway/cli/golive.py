@@ -17,6 +17,7 @@ from ..config import EXAMPLE_PIXEL_ID, DestinationSettings, Settings, resolve_se
 from ..exceptions import APIError, DeliveryError
 from ..gateway import demo_storage_url
 from ..identity import sha256_hex
+from ..outbox.sqlite import file_of
 from ..tiktok.client import TikTokClient
 from ..tiktok.schema import EVENT_SET_ID, PIXEL_CODE
 from .doctor import Finding
@@ -77,6 +78,6 @@ def demo_files(settings: Settings) -> list[Path]:
     url = demo_storage_url(settings.storage.url)
     if not url.startswith("sqlite://"):
         return []
-    path = Path(url.removeprefix("sqlite:///"))
+    path = Path(file_of(url))
     return [p for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", ".lock")))
             if p.exists()]

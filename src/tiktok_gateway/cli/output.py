@@ -143,6 +143,17 @@ def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value * 1000:.0f} ms"
 
 
+FINDING_STYLES = {"ok": "green", "warn": "yellow", "error": "red"}
+
+
+def print_findings(findings: list[tuple[str, str]], console: Console) -> None:
+    """`ok` / `warn` / `error` lines (doctor, golive)."""
+    for level, message in findings:
+        # The message is text, not markup: "[[keys]]" must print as written.
+        style = FINDING_STYLES[level]
+        console.print(f"[{style}]{level:>5}[/{style}]  {escape(message)}", highlight=False)
+
+
 CHECK_MARKS = {"done": "[green]done[/green]", "warning": "[yellow]warn[/yellow]",
                "todo": "[red]todo[/red]"}
 

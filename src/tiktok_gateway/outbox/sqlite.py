@@ -623,9 +623,15 @@ def _identity(path: str) -> tuple[int, int] | None:
     return (stat.st_dev, stat.st_ino)
 
 
+def file_of(url: str) -> str:
+    """The file a `sqlite:///relative` or `sqlite:////absolute` URL names (`:memory:` when
+    none)."""
+    return url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+
+
 def open_store(url: str, options: StoreOptions) -> Store:
     """`sqlite:///path`: one process owns the file, so a limiter in memory is shared enough."""
-    path = url.removeprefix("sqlite://").removeprefix("/") or ":memory:"
+    path = file_of(url)
     backend = SQLiteOutbox(path, dedup_window=options.dedup_window,
                            order_window=options.order_window, retention=options.retention,
                            synchronous=options.synchronous, owner=options.owner,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import ConfigError, OutboxError
-from .sqlite import _own, connect
+from .sqlite import _own, connect, file_of
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ def store_path(url: str) -> Path:
             "backup and restore are for SQLite stores; for PostgreSQL use its own tools: "
             "pg_dump -Fc -f gateway.dump DSN, and pg_restore --clean --if-exists -d DSN gateway.dump "
             "(see docs/deploy.md)")
-    path = url.removeprefix("sqlite://").removeprefix("/")
-    if not path or path == ":memory:":
+    path = file_of(url)
+    if path == ":memory:":
         raise ConfigError("an in-memory store has nothing to back up")
     return Path(path)
 
