@@ -113,20 +113,22 @@ def test_pairing_of_pixel_and_server(make_gateway: Callable[..., str], sandbox_u
                 else:  # reported when the page is left
                     page.wait_for_function("ttgw.pixelStatus().waiting === 0")
                 page.close(run_before_unload=True)  # pagehide: the beacon goes now
+
+            for order in BACKEND_ORDERS:  # the shop's backend, after checkout
+                response = httpx.post(f"{gateway}/v1/events", headers={
+                    "Authorization": f"Bearer {SERVER_KEY}"}, json={
+                    "event": "purchase", "properties": {"order_id": order, "value": 20,
+                                                        "currency": "USD"},
+                    "user": {"email": f"{order.lower()}@example.com", "user_agent": FIREFOX}})
+                assert response.status_code == 202, response.text
+
+            expected = {"both": 2, "server_only": 5, "pixel_only": 1, "mismatched": 2,
+                        "server_only_causes": {"blocked": 2, "not_loaded": 1, "consent": 1,
+                                               "absent": 1}}
+            # The browser stays open until the figures are in: closing it at once would drop
+            # the last page's beacon, which a real browser sends after the page has gone.
+            answer = wait_for_pairing(gateway, expected)
             browser.close()
-
-        for order in BACKEND_ORDERS:  # the shop's backend, after checkout
-            response = httpx.post(f"{gateway}/v1/events", headers={
-                "Authorization": f"Bearer {SERVER_KEY}"}, json={
-                "event": "purchase", "properties": {"order_id": order, "value": 20,
-                                                    "currency": "USD"},
-                "user": {"email": f"{order.lower()}@example.com", "user_agent": FIREFOX}})
-            assert response.status_code == 202, response.text
-
-        expected = {"both": 2, "server_only": 5, "pixel_only": 1, "mismatched": 2,
-                    "server_only_causes": {"blocked": 2, "not_loaded": 1, "consent": 1,
-                                           "absent": 1}}
-        answer = wait_for_pairing(gateway, expected)
         assert answer["events"]["CompletePayment"] == expected
         assert set(answer["events"]) == {"CompletePayment"}
         assert answer["window"]["end"] - answer["window"]["start"] == 7 * 86400
