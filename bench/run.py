@@ -14,8 +14,8 @@ from bench import delivery, ingest, memory, procs, transform
 
 RESULTS = Path(__file__).with_name("results")
 TARGETS = {
-    "transform_vs_pytt": 10.0, "transform_floor_ratio": 4.0, "delivery_vs_per_event": 50.0,
-    "ingest_single_share": 0.5, "ingest_batch_events_per_second": 20_000.0,
+    "transform_vs_pytt": 10.0, "transform_funnel_vs_pytt": 20.0, "transform_floor_ratio": 4.0,
+    "delivery_vs_per_event": 50.0, "ingest_single_share": 0.35, "ingest_batch_events_per_second": 20_000.0,
     "memory_peak_mb": 200.0,
 }
 
@@ -67,9 +67,20 @@ def markdown(r: dict[str, Any]) -> str:
         f"| shop funnel (4 events per customer) | {f['ours']:,.0f} | {f['floor']:,.0f} | "
         f"{f['pytt_events_api']:,.0f} | {f['ours_vs_pytt']}× | {f['floor_vs_ours']}× |",
         f"| every event a new customer | {u['ours']:,.0f} | {u['floor']:,.0f} | "
-        f"{u['pytt_events_api']:,.0f} | {u['ours_vs_pytt']}× | {u['floor_vs_ours']}× |", "",
-        f"Targets: ≥ 10× pytt-events-api ({_mark(f['ours_vs_pytt'] >= 10)}), within 4× of the "
-        f"floor ({_mark(f['floor_vs_ours'] <= 4)}), on the funnel.", "",
+        f"{u['pytt_events_api']:,.0f} | {u['ours_vs_pytt']}× | {u['floor_vs_ours']}× |",
+    ]
+    c = t.get("cli_unique_purchases")
+    if c:
+        lines.append(f"| `tiktok-gateway transform` on a file of purchases, each a new customer "
+                     f"(process start included) | {c['ours']:,.0f} | | {c['pytt_events_api']:,.0f} "
+                     f"| {c['ours_vs_pytt']}× | |")
+    lines += [
+        "",
+        f"Targets: ≥ 10× pytt-events-api on both workloads (funnel "
+        f"{_mark(f['ours_vs_pytt'] >= 10)}, new customers {_mark(u['ours_vs_pytt'] >= 10)}"
+        + (f", the CLI {_mark(c['ours_vs_pytt'] >= 10)}" if c else "")
+        + f"), ≥ 20× on the funnel ({_mark(f['ours_vs_pytt'] >= 20)}), within 4× of the "
+        f"floor on the funnel ({_mark(f['floor_vs_ours'] <= 4)}).", "",
         f"## Delivery ({d['events']:,} events to the sandbox)", "",
         "| client | seconds | events per second | received |", "|---|---|---|---|",
     ]
@@ -100,7 +111,8 @@ def markdown(r: dict[str, Any]) -> str:
                      f"{row['non_2xx']} |")
     batch = i["gateway_batch_100"]["events_per_second"]
     lines += ["", f"Single events: {i['single_share_of_ceiling']:.0%} of the ceiling (target "
-              f"50%: {_mark(i['single_share_of_ceiling'] >= 0.5)}); batched: {batch:,.0f} "
+              f"35%: {_mark(i['single_share_of_ceiling'] >= 0.35)}; the long goal is 50%); "
+              f"batched: {batch:,.0f} "
               f"events/s (target 20,000: {_mark(batch >= 20_000)}). The targets are for the "
               "default store, SQLite, on one process; PostgreSQL is the store for several "
               "processes"

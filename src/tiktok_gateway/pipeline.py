@@ -247,8 +247,75 @@ def route_for(dest: DestinationSettings, delivery: DeliverySettings) -> Route:
     return Route(options, processors)
 
 
+@dataclass(slots=True)
+class PackedRequest:
+    """The events of one 2.0 request: their items, and each item's JSON."""
+
+    test_event_code: str | None
+    data: list[dict[str, Any]] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)
+    used: int = 0  # bytes of the `data` list's contents, commas included
+
+
+class RequestPacker:
+    """Packs transformed events into 2.0 requests as they come, so that a caller can write
+    each request out once it is full rather than hold every event first: one group per test
+    code (test and live never mix), at most 1,000 events and `max_request_bytes` a request."""
+
+    def __init__(self, pixel_id: str, *, test_event_code: str | None = None,
+                 partner_name: str | None = "tiktok-gateway", event_source: str = "web",
+                 max_request_bytes: int = schema.MAX_REQUEST_BYTES) -> None:
+        self.pixel_id, self.test_event_code = pixel_id, test_event_code
+        self.partner_name, self.event_source = partner_name, event_source
+        self.max_request_bytes = max_request_bytes
+        self._open: dict[str | None, PackedRequest] = {}
+        self._budgets: dict[str | None, int] = {}
+
+    def add(self, item: Transformed) -> PackedRequest | None:
+        """Take one event; the request it closed, when it did not fit in the open one."""
+        code = item.test_event_code or self.test_event_code or None
+        pending = self._open.get(code)
+        if pending is None:
+            pending = self._open[code] = PackedRequest(code)
+            self._budgets[code] = self.max_request_bytes - self.envelope_bytes(code)
+        encoded = orjson.dumps(item.data)
+        full = None
+        if pending.encoded and (len(pending.encoded) == schema.MAX_EVENTS_PER_REQUEST
+                                or pending.used + 1 + len(encoded) > self._budgets[code]):
+            full, pending = pending, PackedRequest(code)
+            self._open[code] = pending
+        pending.used += len(encoded) + bool(pending.encoded)
+        pending.data.append(item.data)
+        pending.encoded.append(encoded)
+        return full
+
+    def finish(self) -> list[PackedRequest]:
+        """The requests still open, in the order their test codes first came."""
+        rest = [r for r in self._open.values() if r.encoded]
+        self._open.clear()
+        return rest
+
+    def envelope_bytes(self, code: str | None) -> int:
+        return schema.envelope_bytes(self.pixel_id, test_event_code=code,
+                                     event_source=self.event_source,
+                                     partner_name=self.partner_name)
+
+    def body(self, packed: PackedRequest) -> dict[str, Any]:
+        return schema.build_request(self.pixel_id, packed.data,
+                                    test_event_code=packed.test_event_code,
+                                    event_source=self.event_source,
+                                    partner_name=self.partner_name)
+
+    def body_bytes(self, packed: PackedRequest) -> bytes:
+        """The request's JSON, spliced from its events' JSON (no second serialisation)."""
+        head = orjson.dumps(schema.build_request(
+            self.pixel_id, [], test_event_code=packed.test_event_code,
+            event_source=self.event_source, partner_name=self.partner_name))
+        return head[:-len(b"]}")] + b",".join(packed.encoded) + b"]}"
+
+
 def build_requests(
-    items: Sequence[Transformed],
+    items: Iterable[Transformed],
     pixel_id: str,
     *,
     test_event_code: str | None = None,
@@ -256,20 +323,10 @@ def build_requests(
     event_source: str = "web",
     max_request_bytes: int = schema.MAX_REQUEST_BYTES,
 ) -> list[dict[str, Any]]:
-    """2.0 request bodies: one per test code (never mixed with live), at most 1,000 events
-    and `max_request_bytes` each."""
-    groups: dict[str | None, list[dict[str, Any]]] = {}
-    for item in items:
-        groups.setdefault(item.test_event_code or test_event_code or None, []).append(item.data)
-    requests = []
-    for code, data in groups.items():
-        budget = max_request_bytes - schema.envelope_bytes(
-            pixel_id, test_event_code=code, event_source=event_source, partner_name=partner_name)
-        sizes = [len(orjson.dumps(d)) for d in data]
-        for start in range(0, len(data), schema.MAX_EVENTS_PER_REQUEST):
-            chunk = slice(start, start + schema.MAX_EVENTS_PER_REQUEST)
-            for run in schema.byte_chunks(sizes[chunk], budget):
-                requests.append(schema.build_request(
-                    pixel_id, data[chunk][run], test_event_code=code, event_source=event_source,
-                    partner_name=partner_name))
-    return requests
+    """2.0 request bodies: one group per test code (never mixed with live), at most 1,000
+    events and `max_request_bytes` each."""
+    packer = RequestPacker(pixel_id, test_event_code=test_event_code,
+                           partner_name=partner_name, event_source=event_source,
+                           max_request_bytes=max_request_bytes)
+    full = [packed for packed in map(packer.add, items) if packed is not None]
+    return [packer.body(packed) for packed in full + packer.finish()]

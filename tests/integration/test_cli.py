@@ -151,3 +151,32 @@ def test_backup_refuses_what_it_cannot_copy_and_restore_checks_the_file(tmp_path
     result = run("restore", "--config", str(config), str(junk), "--yes")
     assert result.returncode == 2 and "not a gateway store" in result.stderr
     assert not (tmp_path / "gateway.db").exists()
+
+
+def test_transform_reads_json_lines_and_keeps_going_past_a_bad_line() -> None:
+    """JSON Lines: one event per line; a broken line is rejected by its place, the rest pass."""
+    lines = [json.dumps(sample_event(event_id=f"e{i}")) for i in range(3)]
+    lines.insert(1, '{"event": ')
+    result = run("transform", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 2, result.stderr
+    out = json.loads(result.stdout)
+    assert [e["event_id"] for e in out["requests"][0]["data"]] == ["e0", "e1", "e2"]
+    [bad] = out["rejected"]
+    assert bad["index"] == 1 and bad["errors"][0]["message"].startswith("line 2: not valid JSON")
+
+
+def test_transform_output_is_compact_when_piped_and_indented_with_pretty() -> None:
+    """Piped output is one compact line; --pretty indents the same object."""
+    event = json.dumps(sample_event())
+    piped, pretty = run("transform", stdin=event), run("transform", "--pretty", stdin=event)
+    assert piped.stdout.count("\n") == 1 and pretty.stdout.count("\n") > 10
+    assert json.loads(piped.stdout) == json.loads(pretty.stdout)
+
+
+def test_transform_splits_a_large_input_into_full_requests() -> None:
+    """2,500 events stream out as requests of 1,000, 1,000 and 500, none lost."""
+    events = [sample_event(event_id=f"e{i}") for i in range(2500)]
+    out = json.loads(run("transform", stdin=json.dumps({"events": events})).stdout)
+    assert [len(r["data"]) for r in out["requests"]] == [1000, 1000, 500]
+    assert [e["event_id"] for r in out["requests"] for e in r["data"]] == [
+        f"e{i}" for i in range(2500)]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tiktok_gateway import DropEvent, InvalidEvent, TransformOptions, build_requests, transform
 from tiktok_gateway.events import parse_event
-from tiktok_gateway.identity import normalise_ip, sha256_hex
+from tiktok_gateway.identity import is_public_ip, normalise_ip, sha256_hex
 from tiktok_gateway.pipeline import ConsentFilter, EventNameFilter, Route, SessionFilter
 from tiktok_gateway.tiktok.lint import lint_request
 
@@ -170,3 +170,21 @@ def test_requests_stay_under_the_byte_limit(event_factory: Factory) -> None:
     requests = build_requests(items, "C0EXAMPLE0PIXEL00001", max_request_bytes=20_000)
     assert len(requests) > 1 and sum(len(r["data"]) for r in requests) == 100
     assert all(len(json.dumps(r, separators=(",", ":"))) <= 20_000 for r in requests)
+
+
+EDGES = ["0.0.0.0", "0.0.0.1", "9.255.255.255", "10.0.0.0", "11.0.0.0", "126.255.255.255",
+         "127.0.0.1", "128.0.0.0", "169.253.255.255", "169.254.0.1", "169.255.0.0",
+         "172.15.255.255", "172.16.0.0", "172.31.255.255", "172.32.0.0", "192.167.255.255",
+         "192.168.1.1", "192.169.0.0", "223.255.255.255", "224.0.0.1", "239.255.255.255",
+         "240.0.0.1", "255.255.255.255"]
+
+
+@given(st.ip_addresses(v=4).map(str) | st.sampled_from(EDGES))
+def test_ipv4_public_fast_path_gives_the_standard_librarys_answer(text: str) -> None:
+    """A dotted quad is judged from its octets; the answer is what ipaddress says."""
+    ip = ipaddress.ip_address(text)
+    expected = not (ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+                    or any(ip in ipaddress.ip_network(n)
+                           for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")))
+    is_public_ip.cache_clear()
+    assert is_public_ip(text) == expected

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -21,7 +22,7 @@ from ..config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings, r
 from ..exceptions import ConfigError, GatewayError, InvalidEvent
 from ..pipeline import TransformOptions, route_for
 from ..tiktok import legacy
-from .transform import transform_batch
+from .transform import NotJSON, transform_batch, write_transform
 
 app = typer.Typer(
     help="Server-side tracking gateway for the TikTok Events API.",
@@ -72,8 +73,11 @@ def transform(
     test_event_code: Annotated[str | None, typer.Option("--test-event-code")] = None,
     region: Annotated[str | None, typer.Option("--region", help="Default phone region, e.g. US.")] = None,
     config: ConfigOption = None,
+    pretty: Annotated[bool, typer.Option(
+        "--pretty", help="Indent the JSON (the default on a terminal).")] = False,
 ) -> None:
-    """Turn inbound events (stdin: one, a list, or {"events": [...]}) into 2.0 request bodies."""
+    """Turn inbound events (stdin: one, a list, {"events": [...]}, or JSON Lines) into 2.0
+    request bodies."""
     settings = load_config(config, required=config is not None)
     options, pixel_id = TransformOptions(), "PIXEL_CODE"
     event_source, partner_name = "web", "tiktok-gateway"
@@ -84,14 +88,21 @@ def transform(
         event_source, partner_name = dest.event_source, settings.tiktok.partner_name
     if region:
         options = TransformOptions(**{**options.__dict__, "phone_region": region})
+    request: dict[str, Any] = {"pixel_id": pixel or pixel_id, "test_event_code": test_event_code,
+                               "partner_name": partner_name, "event_source": event_source}
     try:
-        result = transform_batch(read_json(None), options, pixel_id=pixel or pixel_id,
-                                 test_event_code=test_event_code, partner_name=partner_name,
-                                 event_source=event_source)
+        if pretty or sys.stdout.isatty():  # for a person: whole, indented
+            result = transform_batch(read_json(None), options, **request)
+            sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
+            rejected = len(result["rejected"])
+        else:
+            rejected = write_transform(sys.stdin.buffer, sys.stdout.buffer, options, **request)
     except InvalidEvent as exc:
         raise fail(str(exc)) from None
-    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
-    raise typer.Exit(2 if result["rejected"] else 0)
+    except NotJSON as exc:
+        raise fail(f"stdin is not valid JSON: {exc}") from None
+    sys.stdout.flush()
+    raise typer.Exit(2 if rejected else 0)
 
 
 @app.command()
