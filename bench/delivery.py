@@ -1,4 +1,6 @@
-"""Delivery: wall time to get N events into the sandbox, per client.
+"""Delivery: wall time to get N events to TikTok, per client, twice: against the sandbox
+(which parses and lints every event, as TikTok does) and against an instant stand-in that
+answers code 0 without parsing (`bench/bare_app.py`), so the second row is the clients' own cost.
 
 Ours: the gateway's dispatcher draining a SQLite outbox (batches of up to 1,000).
 pytt-events-api: `post_event` per event, and `post_events_in_bulk` (pixel/batch).
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,11 +22,12 @@ import orjson
 
 from bench import data, procs
 from bench.venvs import venv_python
+from tiktok_gateway.testing import free_port
 
 SCRIPT = Path(__file__).with_name("other_clients.py")
 
 
-async def ours(sandbox_url: str, count: int, workdir: Path) -> float:
+async def ours(sandbox_url: str, count: int, workdir: Path) -> tuple[float, float]:
     from tiktok_gateway.dispatch import Dispatcher, DispatchSettings, Sender
     from tiktok_gateway.outbox import NewEvent, open_store
     from tiktok_gateway.pipeline import TransformOptions, transform
@@ -42,12 +46,12 @@ async def ours(sandbox_url: str, count: int, workdir: Path) -> float:
                                                      RateLimiter(1000))},
                             RetryPolicy(), DispatchSettings(linger=0))
     freeze_startup_objects()  # as `serve` does: the earlier benchmarks' objects stay unwalked
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(dispatcher.drain_once(), dispatcher.drain_once())  # two workers
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     await client.aclose()
     await outbox.close()
-    return elapsed
+    return elapsed, cpu
 
 
 def other(client: str, sandbox_url: str, count: int) -> float:
@@ -60,26 +64,41 @@ def other(client: str, sandbox_url: str, count: int) -> float:
     return float(result.stdout.strip().splitlines()[-1])
 
 
+def instant(workdir: Path) -> tuple[procs.Proc, str]:
+    port = free_port()
+    proc = procs.Proc([sys.executable, "-m", "bench.bare_app", str(port)], workdir / "bare.log")
+    url = f"http://127.0.0.1:{port}"
+    procs.wait_http(url + "/answered")
+    return proc, url
+
+
 def run(count: int = 20_000) -> dict[str, Any]:
     results: dict[str, Any] = {"events": count}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        for name in ("ours", "pytt_bulk", "official_sdk", "pytt_single"):
-            proc, url = procs.sandbox(workdir)
-            try:
-                if name == "ours":
-                    seconds = asyncio.run(ours(url, count, workdir))
-                else:
-                    seconds = other(name, url, count)
-                received = procs.sandbox_count(url)
-            finally:
-                proc.stop()
-            results[name] = {"seconds": round(seconds, 2),
-                             "events_per_second": round(count / seconds, 1),
-                             "received": received}
-    for name in ("pytt_single", "official_sdk", "pytt_bulk"):
-        results[f"ours_vs_{name}"] = round(results["ours"]["events_per_second"]
-                                           / results[name]["events_per_second"], 1)
+        for target, start in (("", procs.sandbox), ("instant_", instant)):
+            for name in ("ours", "pytt_bulk", "official_sdk", "pytt_single"):
+                proc, url = start(workdir)
+                try:
+                    if name == "ours":
+                        for leftover in workdir.glob("delivery.db*"):  # the last run's
+                            leftover.unlink()
+                        seconds, cpu = asyncio.run(ours(url, count, workdir))
+                        results[f"{target}dispatcher_cpu_us_per_event"] = round(
+                            cpu / count * 1e6, 1)
+                    else:
+                        seconds = other(name, url, count)
+                    received = (procs.sandbox_count(url) if not target
+                                else httpx.get(f"{url}/answered").json()["requests"])
+                finally:
+                    proc.stop()
+                results[f"{target}{name}"] = {"seconds": round(seconds, 2),
+                                              "events_per_second": round(count / seconds, 1),
+                                              "received": received}
+            for name in ("pytt_single", "official_sdk", "pytt_bulk"):
+                results[f"{target}ours_vs_{name}"] = round(
+                    results[f"{target}ours"]["events_per_second"]
+                    / results[f"{target}{name}"]["events_per_second"], 1)
     return results
 
 

@@ -27,10 +27,11 @@ POSTGRES_DSN = (os.environ.get("BENCH_POSTGRES_DSN") or os.environ.get("TEST_POS
 BENCH_DATABASE = "tiktok_gateway_bench"
 
 
-def wrk(url: str, batch: int) -> dict[str, float]:
+def wrk(url: str, batch: int, customers: str = "repeat") -> dict[str, float]:
     result = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", "-d", DURATION, "--latency", "-s", str(LUA), url + "/v1/events",
-         "--", procs.KEY, str(batch)], capture_output=True, text=True, timeout=120, check=True)
+        ["wrk", "-t2", f"-c{CONNECTIONS}", "-d", DURATION, "--latency", "-s", str(LUA),
+         url + "/v1/events", "--", procs.KEY, str(batch), customers],
+        capture_output=True, text=True, timeout=120, check=True)
     out = result.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -68,6 +69,9 @@ def run() -> dict[str, Any]:
     ceiling = results["bare_asgi_single"]["requests_per_second"]
     results["single_share_of_ceiling"] = round(
         results["gateway_single"]["requests_per_second"] / ceiling, 3)
+    for row in ("gateway_batch_100", "gateway_batch_100_new_customers"):
+        results[f"{row}_events_per_bare_request"] = round(
+            results[row]["events_per_second"] / ceiling, 2)
     return results
 
 
@@ -75,7 +79,8 @@ def _gateway_rows(stub: str, prefix: str, storage_url: str | None = None) -> dic
     with tempfile.TemporaryDirectory() as tmp:
         gateway, url = procs.gateway(Path(tmp), stub, storage_url=storage_url)
         try:
-            return {f"{prefix}_single": wrk(url, 1), f"{prefix}_batch_100": wrk(url, 100)}
+            return {f"{prefix}_single": wrk(url, 1), f"{prefix}_batch_100": wrk(url, 100),
+                    f"{prefix}_batch_100_new_customers": wrk(url, 100, "new")}
         finally:
             gateway.stop()
 
