@@ -6,6 +6,7 @@ Each command parses its arguments and calls the core (or a helper module of this
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ from ..config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings, r
 from ..exceptions import ConfigError, GatewayError, InvalidEvent
 from ..pipeline import TransformOptions, route_for
 from ..tiktok import legacy
-from .transform import NotJSON, transform_batch, write_transform
+from .transform import NotJSON, write_transform
 
 app = typer.Typer(
     help="Server-side tracking gateway for the TikTok Events API.",
@@ -91,10 +92,11 @@ def transform(
     request: dict[str, Any] = {"pixel_id": pixel or pixel_id, "test_event_code": test_event_code,
                                "partner_name": partner_name, "event_source": event_source}
     try:
-        if pretty or sys.stdout.isatty():  # for a person: whole, indented
-            result = transform_batch(read_json(None), options, **request)
-            sys.stdout.buffer.write(orjson.dumps(result, option=orjson.OPT_INDENT_2) + b"\n")
-            rejected = len(result["rejected"])
+        if pretty or sys.stdout.isatty():  # for a person: the same result, indented
+            compact = io.BytesIO()
+            rejected = write_transform(sys.stdin.buffer, compact, options, **request)
+            sys.stdout.buffer.write(orjson.dumps(orjson.loads(compact.getvalue()),
+                                                 option=orjson.OPT_INDENT_2) + b"\n")
         else:
             rejected = write_transform(sys.stdin.buffer, sys.stdout.buffer, options, **request)
     except InvalidEvent as exc:

@@ -17,34 +17,11 @@ import orjson
 
 from ..exceptions import FieldError, InvalidEvent
 from ..ingest import split_events
-from ..pipeline import RequestPacker, Transformed, TransformOptions, build_requests, transform
+from ..pipeline import RequestPacker, Transformed, TransformOptions, transform
 
 
 class NotJSON(ValueError):
     """The whole input is not JSON: `where` says at which line and column."""
-
-
-def transform_batch(
-    payload: Any,
-    options: TransformOptions,
-    *,
-    pixel_id: str,
-    test_event_code: str | None = None,
-    partner_name: str | None = "tiktok-gateway",
-    event_source: str = "web",
-) -> dict[str, Any]:
-    """`{"requests": [...], "rejected": [...], "warnings": [...]}` for a payload of events."""
-    now = time.time()
-    accepted: list[Transformed] = []
-    rejected: list[dict[str, Any]] = []
-    warnings: list[dict[str, Any]] = []
-    for index, raw in enumerate(split_events(payload)):
-        item = _transform_one(raw, index, options, now, rejected, warnings)
-        if item is not None:
-            accepted.append(item)
-    requests = build_requests(accepted, pixel_id, test_event_code=test_event_code,
-                              partner_name=partner_name, event_source=event_source)
-    return {"requests": requests, "rejected": rejected, "warnings": warnings}
 
 
 def write_transform(
