@@ -277,7 +277,9 @@ class RequestPacker:
         pending = self._open.get(code)
         if pending is None:
             pending = self._open[code] = PackedRequest(code)
-            self._budgets[code] = self.max_request_bytes - self.envelope_bytes(code)
+            self._budgets[code] = self.max_request_bytes - schema.envelope_bytes(
+                self.pixel_id, test_event_code=code, event_source=self.event_source,
+                partner_name=self.partner_name)
         encoded = orjson.dumps(item.data)
         full = None
         if pending.encoded and (len(pending.encoded) == schema.MAX_EVENTS_PER_REQUEST
@@ -295,11 +297,6 @@ class RequestPacker:
         self._open.clear()
         return rest
 
-    def envelope_bytes(self, code: str | None) -> int:
-        return schema.envelope_bytes(self.pixel_id, test_event_code=code,
-                                     event_source=self.event_source,
-                                     partner_name=self.partner_name)
-
     def body(self, packed: PackedRequest) -> dict[str, Any]:
         return schema.build_request(self.pixel_id, packed.data,
                                     test_event_code=packed.test_event_code,
@@ -308,10 +305,10 @@ class RequestPacker:
 
     def body_bytes(self, packed: PackedRequest) -> bytes:
         """The request's JSON, spliced from its events' JSON (no second serialisation)."""
-        head = orjson.dumps(schema.build_request(
-            self.pixel_id, [], test_event_code=packed.test_event_code,
-            event_source=self.event_source, partner_name=self.partner_name))
-        return head[:-len(b"]}")] + b",".join(packed.encoded) + b"]}"
+        return schema.splice_request(self.pixel_id, b",".join(packed.encoded),
+                                     test_event_code=packed.test_event_code,
+                                     event_source=self.event_source,
+                                     partner_name=self.partner_name)
 
 
 def build_requests(

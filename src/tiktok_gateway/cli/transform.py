@@ -9,6 +9,7 @@ indented on a terminal or with `--pretty`.
 from __future__ import annotations
 
 import gc
+import itertools
 import time
 from collections.abc import Iterator
 from typing import IO, Any
@@ -21,7 +22,7 @@ from ..pipeline import RequestPacker, Transformed, TransformOptions, transform
 
 
 class NotJSON(ValueError):
-    """The whole input is not JSON: `where` says at which line and column."""
+    """The whole input is not JSON; the message says at which line and column."""
 
 
 def write_transform(
@@ -48,7 +49,7 @@ def write_transform(
     gc.freeze()
     out.write(b'{"requests":[')
     written = 0
-    for index, raw in enumerate(() if first is None else _chain(first, events)):
+    for index, raw in enumerate(() if first is None else itertools.chain([first], events)):
         if isinstance(raw, _BadLine):
             rejected.append({"index": index, "errors": [raw.error.as_dict()]})
             continue
@@ -125,8 +126,3 @@ def _drain(events: list[Any]) -> Iterator[Any]:
     for index in range(len(events)):
         raw, events[index] = events[index], None
         yield raw
-
-
-def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
-    yield first
-    yield from rest

@@ -129,10 +129,23 @@ def build_request_bytes(
     The outbox stores each event as the JSON the gateway wrote, so decoding and encoding it
     again for every request would only burn time.
     """
+    return splice_request(pixel_id, ",".join(payloads).encode(), test_event_code=test_event_code,
+                          event_source=event_source, partner_name=partner_name)
+
+
+def splice_request(
+    pixel_id: str,
+    data: bytes,
+    *,
+    test_event_code: str | None = None,
+    event_source: str = "web",
+    partner_name: str | None = "tiktok-gateway",
+) -> bytes:
+    """A request body around `data`: the JSON of its events, comma-separated."""
     head = build_request(pixel_id, [], test_event_code=test_event_code,
                          event_source=event_source, partner_name=partner_name)
     prefix = orjson.dumps(head)[:-len(b"]}")]  # drop the closing "]}" of the empty data list
-    return prefix + ",".join(payloads).encode() + b"]}"
+    return prefix + data + b"]}"
 
 
 def build_request(
