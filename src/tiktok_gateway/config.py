@@ -19,10 +19,8 @@ from .exceptions import ConfigError
 from .outbox import SCHEMES, StoreOptions
 from .tiktok import schema
 
-DEFAULT_CONFIG_PATH = "gateway.toml"
 # The pixel id `serve --init` writes: well-formed, and nobody's. Going live needs one's own.
 EXAMPLE_PIXEL_ID = "C0EXAMPLE0PIXEL00001"
-CONFIG_ENV = "TIKTOK_GATEWAY_CONFIG"
 
 
 def resolve_secret(reference: str) -> SecretStr | None:

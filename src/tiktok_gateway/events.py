@@ -264,3 +264,16 @@ def rejection_reason(field: str) -> str:
         if len(parts) >= depth and candidate in KNOWN_FIELDS:
             return candidate
     return "other"
+
+
+def split_events(payload: Any) -> list[Any]:
+    """One event, a JSON list of events, `{"events": [...]}`, or a Segment/RudderStack HTTP
+    API `{"batch": [...]}`, as a list."""
+    if isinstance(payload, list):
+        return payload
+    for key in ("events", "batch"):
+        if isinstance(payload, dict) and isinstance(payload.get(key), list):
+            return list(payload[key])
+        if isinstance(payload, dict) and key in payload:
+            raise InvalidEvent([FieldError(key, "must be a list of events")])
+    return [payload]

@@ -12,15 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from . import identity, mapping
-from .config import DeliverySettings, DestinationSettings
 from .events import Event, parse_event
 from .exceptions import DropEvent, FieldError, InvalidEvent
 from .tiktok import schema
+
+if TYPE_CHECKING:  # the settings layer (pydantic models, the stores) is not needed to transform
+    from .config import DeliverySettings, DestinationSettings
 
 
 @dataclass(frozen=True)

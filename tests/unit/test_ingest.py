@@ -9,7 +9,8 @@ import pytest
 
 from tiktok_gateway import identity
 from tiktok_gateway.config import settings_from_dict
-from tiktok_gateway.ingest import Destination, Ingest, RequestContext, split_events
+from tiktok_gateway.events import split_events
+from tiktok_gateway.ingest import Destination, Ingest, RequestContext
 from tiktok_gateway.outbox import Leg, RecordQuery, Store, open_store
 from tiktok_gateway.pairing import PIXEL as PIXEL_SIDE
 from tiktok_gateway.pairing import SERVER as SERVER_SIDE

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -19,11 +19,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import __version__
-from ..config import CONFIG_ENV, DEFAULT_CONFIG_PATH, Settings, load_settings, resolve_secret
+from ..config_file import CONFIG_ENV, DEFAULT_CONFIG_PATH, config_path
 from ..exceptions import ConfigError, GatewayError, InvalidEvent
 from ..pipeline import TransformOptions, route_for
 from ..tiktok import legacy
 from .transform import NotJSON, write_transform
+
+if TYPE_CHECKING:  # the settings layer loads when a command reads a config file
+    from ..config import Settings
 
 app = typer.Typer(
     help="Server-side tracking gateway for the TikTok Events API.",
@@ -59,9 +62,11 @@ def read_json(source: Path | None) -> Any:
 
 
 def load_config(path: Path | None, *, required: bool = True) -> Settings | None:
-    chosen = path or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    chosen = config_path(path)
     if path is None and not chosen.exists() and not required:
         return None
+    from ..config import load_settings
+
     try:
         return load_settings(chosen)
     except ConfigError as exc:
@@ -135,6 +140,8 @@ def parse_tokens(pairs: list[str]) -> dict[str, set[str]]:
 
 def tokens_from_config(settings: Settings) -> dict[str, set[str]]:
     """The sandbox accepts the tokens a gateway config would send, for each pixel."""
+    from ..config import resolve_secret
+
     tokens: dict[str, set[str]] = {}
     for dest in settings.destinations:
         secret = resolve_secret(dest.access_token)
@@ -203,7 +210,7 @@ def serve(
     from ..web.server import serve as serve_app
     from .logs import configure_logging
 
-    path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    path = config_path(config)
     if init and not path.exists():
         from .defaults import write_default_config
 
@@ -228,6 +235,8 @@ def serve(
     def reload_config() -> None:
         """SIGHUP: keys, tokens, webhook secrets and the admin login from the file again."""
         import logging
+
+        from ..config import load_settings
 
         log = logging.getLogger("tiktok_gateway")
         try:
@@ -459,7 +468,7 @@ def reload(
     from ..outbox.sqlite import owner_pid
     from ..outbox.sqlite_backup import store_path
 
-    path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    path = config_path(config)
     settings = load_config(path)  # a broken file is refused here, not by the gateway
     assert settings is not None
     if pid is None:
@@ -532,7 +541,7 @@ def doctor(
     from .doctor import run_checks, setup_checklist
     from .output import print_checklist, print_findings
 
-    path = config or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_PATH))
+    path = config_path(config)
     settings = load_config(path)
     assert settings is not None
     findings = run_checks(settings)

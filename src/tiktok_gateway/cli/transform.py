@@ -16,8 +16,8 @@ from typing import IO, Any
 
 import orjson
 
+from ..events import split_events
 from ..exceptions import FieldError, InvalidEvent
-from ..ingest import split_events
 from ..pipeline import RequestPacker, Transformed, TransformOptions, transform
 
 

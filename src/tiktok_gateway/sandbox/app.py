@@ -204,24 +204,43 @@ def redact_unhashed(body: Any) -> Any:
         if items:
             if not isinstance(items, list):
                 return body
-            return {**body, key: [_redacted_item(item) for item in items]}
+            redacted = [_redacted_item(item) for item in items]
+            if all(new is old for new, old in zip(redacted, items, strict=True)):
+                return body  # everything hashed, as a gateway sends it: nothing to copy
+            return {**body, key: redacted}
     return _redacted_item(body)  # a 1.0 pixel/track body is one event
 
 
 def _redacted_item(item: Any) -> Any:
+    """The item itself when nothing in it needs redacting, else a copy with it redacted."""
     if not isinstance(item, dict):
         return item
     user, context = item.get("user"), item.get("context")
-    if isinstance(user, dict):
+    if isinstance(user, dict) and _needs_redaction(user):
         item = {**item, "user": _redacted_user(user)}
-    if isinstance(context, dict) and isinstance(context.get("user"), dict):
+    if (isinstance(context, dict) and isinstance(context.get("user"), dict)
+            and _needs_redaction(context["user"])):
         item = {**item, "context": {**context, "user": _redacted_user(context["user"])}}
     return item
 
 
+_REDACTED_KEYS = ("email", "phone", "phone_number", "external_id")
+
+
+def _needs_redaction(user: dict[str, Any]) -> bool:
+    for key in _REDACTED_KEYS:
+        values = user.get(key)
+        if isinstance(values, str):
+            if _unhashed(values):
+                return True
+        elif isinstance(values, list) and any(_unhashed(v) for v in values):
+            return True
+    return False
+
+
 def _redacted_user(user: dict[str, Any]) -> dict[str, Any]:
     redacted = dict(user)
-    for key in ("email", "phone", "phone_number", "external_id"):
+    for key in _REDACTED_KEYS:
         values = user.get(key)
         if isinstance(values, str):
             redacted[key] = _redact(values)
@@ -230,10 +249,12 @@ def _redacted_user(user: dict[str, Any]) -> dict[str, Any]:
     return redacted
 
 
+def _unhashed(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and not schema.SHA256_HEX_ANY_CASE.match(value)
+
+
 def _redact(value: Any) -> Any:
-    if isinstance(value, str) and value and not schema.SHA256_HEX_ANY_CASE.match(value):
-        return "[redacted: not hashed]"
-    return value
+    return "[redacted: not hashed]" if _unhashed(value) else value
 
 
 def create_sandbox(tokens: dict[str, set[str]] | None = None, *, strict: bool = False,

@@ -6,7 +6,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,9 +29,13 @@ def mask_token(token: str | None) -> str | None:
     return "****" + token[-4:] if len(token) >= 12 else "****"
 
 
-@dataclass
+@dataclass(slots=True)
 class ReceivedEvent:
-    """One event as the sandbox parsed it, like a row of TikTok's Test Events tab."""
+    """One event as the sandbox parsed it, like a row of TikTok's Test Events tab.
+
+    Kept lean (every delivered event becomes one, and every test waits on it): the columns
+    only the Test Events view shows are worked out when it asks, in `as_dict`.
+    """
 
     seq: int
     received_at: float
@@ -42,18 +46,44 @@ class ReceivedEvent:
     test_event_code: str | None
     event: Any
     event_id: Any
-    event_time: Any
-    value: Any
-    currency: Any
-    hashed_fields: list[str]
-    plain_fields: list[str]
-    dropped: list[dict[str, str]]
-    warnings: list[dict[str, str]]
+    findings: EventVerdict
     duplicate: bool
     parsed: dict[str, Any]
 
+    @property
+    def user(self) -> dict[str, Any]:
+        user = self.parsed.get("user")
+        return user if isinstance(user, dict) else {}
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        props = self.parsed.get("properties")
+        return props if isinstance(props, dict) else {}
+
+    @property
+    def hashed_fields(self) -> list[str]:
+        user = self.user
+        return [k for k in schema.HASHED_USER_FIELDS if _has_value(user.get(k))]
+
+    @property
+    def plain_fields(self) -> list[str]:
+        user = self.user
+        return [k for k in schema.PLAIN_USER_FIELDS if user.get(k)]
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        props = self.properties
+        return {
+            "seq": self.seq, "received_at": self.received_at, "request_id": self.request_id,
+            "endpoint": self.endpoint, "event_source": self.event_source,
+            "event_source_id": self.event_source_id, "test_event_code": self.test_event_code,
+            "event": self.event, "event_id": self.event_id,
+            "event_time": self.parsed.get("event_time"), "value": props.get("value"),
+            "currency": props.get("currency"), "hashed_fields": self.hashed_fields,
+            "plain_fields": self.plain_fields,
+            "dropped": [d.as_dict() for d in self.findings.dropped],
+            "warnings": [w.as_dict() for w in self.findings.warnings],
+            "duplicate": self.duplicate, "parsed": self.parsed,
+        }
 
 
 @dataclass
@@ -161,18 +191,9 @@ def _has_value(value: Any) -> bool:
 def _received(seq: int, verdict: EventVerdict, request_id: str, endpoint: str, source: str,
               source_id: str, test_code: str | None, now: float) -> ReceivedEvent:
     parsed = verdict.parsed
-    user = parsed.get("user") if isinstance(parsed.get("user"), dict) else {}
-    props = parsed.get("properties") if isinstance(parsed.get("properties"), dict) else {}
-    assert isinstance(user, dict) and isinstance(props, dict)
     return ReceivedEvent(
         seq=seq, received_at=now, request_id=request_id, endpoint=endpoint,
         event_source=source, event_source_id=source_id, test_event_code=test_code,
-        event=parsed.get("event"), event_id=parsed.get("event_id"),
-        event_time=parsed.get("event_time"), value=props.get("value"),
-        currency=props.get("currency"),
-        hashed_fields=[k for k in schema.HASHED_USER_FIELDS if _has_value(user.get(k))],
-        plain_fields=[k for k in schema.PLAIN_USER_FIELDS if user.get(k)],
-        dropped=[d.as_dict() for d in verdict.dropped],
-        warnings=[w.as_dict() for w in verdict.warnings],
+        event=parsed.get("event"), event_id=parsed.get("event_id"), findings=verdict,
         duplicate=False, parsed=parsed,
     )

@@ -30,12 +30,14 @@ KNOWN_EVENT_KEYS = frozenset(
 KNOWN_REQUEST_KEYS = frozenset(
     {"event_source", "event_source_id", "test_event_code", "partner_name", "data"}
 )
+KNOWN_USER_KEYS = frozenset({*schema.HASHED_USER_FIELDS, *schema.PLAIN_USER_FIELDS,
+                             *schema.APP_USER_FIELDS, *schema.UNCONFIRMED_USER_FIELDS})
 ATT_STATUSES = frozenset({"AUTHORIZED", "DENIED", "NOT_DETERMINED", "RESTRICTED", "NOT_APPLICABLE"})
 DEFAULT_MAX_AGE_SECONDS = 7 * 86400
 MAX_FUTURE_SECONDS = 300
 
 
-@dataclass
+@dataclass(slots=True)
 class EventVerdict:
     """The lint findings for one event of a request, and the event as TikTok would keep it."""
 
@@ -246,7 +248,7 @@ def lint_event(
     _lint_object(event, "page", out, _lint_page)
     if "limited_data_use" in event and not isinstance(event["limited_data_use"], bool):
         out.drop("limited_data_use", "must be true or false")
-    for key in sorted(set(event) - KNOWN_EVENT_KEYS):
+    for key in sorted(event.keys() - KNOWN_EVENT_KEYS):
         out.warn(key, "unknown field, ignored by TikTok")
     _lint_value_advice(event, out)
     return verdict
@@ -324,12 +326,11 @@ def _lint_user(user: dict[str, Any], out: _Collector) -> None:
         _lint_ip(user["ip"], out)
     if "att_status" in user and not _one_of(user["att_status"], ATT_STATUSES):
         out.drop("user.att_status", "must be one of " + ", ".join(sorted(ATT_STATUSES)))
-    for key in schema.UNCONFIRMED_USER_FIELDS:
-        if key in user:
-            out.warn(f"user.{key}", "not in TikTok's Events API 2.0 reference; may be ignored")
-    known = {*schema.HASHED_USER_FIELDS, *schema.PLAIN_USER_FIELDS, *schema.APP_USER_FIELDS,
-             *schema.UNCONFIRMED_USER_FIELDS}
-    for key in sorted(set(user) - known):
+    if not user.keys().isdisjoint(schema.UNCONFIRMED_USER_FIELDS):
+        for key in schema.UNCONFIRMED_USER_FIELDS:
+            if key in user:
+                out.warn(f"user.{key}", "not in TikTok's Events API 2.0 reference; may be ignored")
+    for key in sorted(user.keys() - KNOWN_USER_KEYS):
         out.drop(f"user.{key}", "unknown user field")
 
 

@@ -10,9 +10,10 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from ..events import split_events
 from ..exceptions import InvalidEvent, OutboxError
 from ..gateway import Gateway
-from ..ingest import RequestContext, split_events
+from ..ingest import RequestContext
 from ..merge import BROWSER
 from ..tiktok.schema import MAX_EVENTS_PER_REQUEST
 from .auth import IngestKey, KeyRing, PerClientLimiter, client_ip, parse_networks
