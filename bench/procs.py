@@ -61,13 +61,13 @@ def sandbox(workdir: Path, port: int | None = None) -> tuple[Proc, str]:
 
 
 def gateway(workdir: Path, tiktok_url: str, *, extra: str = "",
-            storage_url: str | None = None) -> tuple[Proc, str]:
+            storage_url: str | None = None, max_pending: int = 2_000_000) -> tuple[Proc, str]:
     port = free_port()
     config = workdir / "gateway.toml"
     config.write_text(f"""
 [storage]
 url = "{storage_url or f'sqlite:///{workdir}/gateway.db'}"
-max_pending = 2000000
+max_pending = {max_pending}
 
 [server]
 port = {port}
