@@ -83,9 +83,14 @@ def run(count: int = 20_000) -> dict[str, Any]:
                     if name == "ours":
                         for leftover in workdir.glob("delivery.db*"):  # the last run's
                             leftover.unlink()
+                        receiver_cpu = proc.cpu_seconds()
                         seconds, cpu = asyncio.run(ours(url, count, workdir))
+                        receiver_cpu = proc.cpu_seconds() - receiver_cpu
                         results[f"{target}dispatcher_cpu_us_per_event"] = round(
                             cpu / count * 1e6, 1)
+                        if not target:  # what the sandbox spends on each event it receives
+                            results["sandbox_cpu_us_per_event"] = round(
+                                receiver_cpu / count * 1e6, 1)
                     else:
                         seconds = other(name, url, count)
                     received = (procs.sandbox_count(url) if not target

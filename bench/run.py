@@ -110,7 +110,9 @@ def markdown(r: dict[str, Any]) -> str:
     lines += ["", f"Ours vs per-event clients: {d['ours_vs_pytt_single']}× pytt, "
               f"{d['ours_vs_official_sdk']}× the official SDK; vs pytt's bulk call "
               f"{d['ours_vs_pytt_bulk']}×. The dispatcher's own CPU: "
-              f"{d.get('dispatcher_cpu_us_per_event', '?')} µs per event.", ""]
+              f"{d.get('dispatcher_cpu_us_per_event', '?')} µs per event"
+              + (f"; the sandbox's (parse, lint, record): {d['sandbox_cpu_us_per_event']} µs per "
+                 "event received" if "sandbox_cpu_us_per_event" in d else "") + ".", ""]
     if "instant_ours" in d:
         instant = min(d["instant_ours_vs_pytt_single"], d["instant_ours_vs_official_sdk"])
         lines += ["Against an instant TikTok stand-in (code 0 without parsing; received counts "

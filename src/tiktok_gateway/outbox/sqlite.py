@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
+import math
 import os
 import queue
 import sqlite3
@@ -310,6 +312,8 @@ class SQLiteOutbox:
         self._reader = (self._writer if reader is writer else
                         _DatabaseThread(reader, transactional=False, name="outbox-reader"))
         self._last_prune = 0.0
+        self._leases: dict[int, float] = {}  # id: lease end, of the events being delivered
+        self._next_expiry = math.inf
         self._telemetry = SQLiteTelemetry(self._writer, self._reader)
 
     @staticmethod
@@ -396,7 +400,9 @@ class SQLiteOutbox:
         records = []
         for copy in copies:
             row = conn.execute(Q["copy_target"], {**copy.__dict__, "now": now}).fetchone()
-            target, merging = (tuple(row[:3]), bool(row[3])) if row else (None, False)
+            # A copy merges into its first while that waits, not while it is in flight.
+            target, merging = ((tuple(row[:3]), bool(row[3]) and row[0] not in
+                                self._live_leases(now)) if row else (None, False))
             record, payload = merged_copy(copy, target, merging=merging, now=now)
             if payload is not None:
                 conn.execute(Q["set_payload"], {"id": record.record_id, "payload": payload})
@@ -450,14 +456,36 @@ class SQLiteOutbox:
         return await self._writer.run(lambda conn: self._claim(conn, limit, lease))
 
     def _claim(self, conn: sqlite3.Connection, limit: int, lease: float) -> list[OutboxRecord]:
+        """Up to `limit` due events of one destination and test code, leased for `lease` s.
+
+        Leases live in this process's memory, not in the rows: one process owns a SQLite
+        file, and its leases die with it (as `release_leases` has them do at start), so a
+        lease kept in the row would only cost a rewrite of every claimed row (payload and
+        all) and its write-ahead log. Runs on the writer thread, which alone touches them.
+        """
         now = time.time()
-        group = conn.execute(Q["next_group"], {"now": now}).fetchone()
+        leased = self._live_leases(now)
+        group = next((row[1:] for row in conn.execute(Q["due"], {"now": now})
+                      if row[0] not in leased), None)
         if group is None:
             return []
-        rows = conn.execute(Q["claim"], {
-            "destination": group[0], "test_event_code": group[1], "now": now,
-            "lease_until": now + lease, "limit": limit}).fetchall()
-        return sorted(map(record, rows), key=lambda r: r.id)
+        ids = list(itertools.islice(
+            (id_ for (id_,) in conn.execute(Q["claimable"], {
+                "destination": group[0], "test_event_code": group[1], "now": now})
+             if id_ not in leased), limit))
+        until = now + lease
+        for id_ in ids:
+            leased[id_] = until
+        self._next_expiry = min(self._next_expiry, until)
+        rows = conn.execute(Q["claimed"], {"ids": orjson.dumps(ids).decode()}).fetchall()
+        return [record(row) for row in rows]
+
+    def _live_leases(self, now: float) -> dict[int, float]:
+        """The leases, the run-out ones dropped (a worker that died mid-request)."""
+        if self._leases and now >= self._next_expiry:
+            self._leases = {id_: until for id_, until in self._leases.items() if until > now}
+            self._next_expiry = min(self._leases.values(), default=math.inf)
+        return self._leases
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         now = time.time()
@@ -477,19 +505,24 @@ class SQLiteOutbox:
     async def mark_sent(self, ids: Sequence[int], outcome: Outcome) -> None:
         params = {"ids": orjson.dumps(list(ids)).decode(), "now": time.time(),
                   "result": outcome.as_json()}
-        await self._writer.run(lambda conn: self._update(conn, "mark_sent", params, "delivered"))
+        await self._writer.run(lambda conn: self._update(conn, "mark_sent", params, "delivered",
+                                                              ids))
 
     async def mark_failed(self, ids: Sequence[int], outcome: Outcome,
                           retry_at: float | None) -> None:
         params = {"ids": orjson.dumps(list(ids)).decode(), "now": time.time(), "result": outcome.as_json(),
                   "retry_at": retry_at, "state": PENDING if retry_at is not None else DEAD}
         counter = "retried" if retry_at is not None else "dead"
-        await self._writer.run(lambda conn: self._update(conn, "mark_failed", params, counter))
+        await self._writer.run(lambda conn: self._update(conn, "mark_failed", params, counter,
+                                                              ids))
 
     def _update(self, conn: sqlite3.Connection, query: str, params: dict[str, Any],
-                counter: str) -> None:
-        """Change records' state and count the change, in the same transaction."""
+                counter: str, ids: Sequence[int]) -> None:
+        """Change records' state and count the change, in the same transaction; the records'
+        leases end with it."""
         rows = conn.execute(Q[query], params).fetchall()
+        for id_ in ids:
+            self._leases.pop(id_, None)
         self._count(tally(rows, counter, params["now"]))
 
     async def replay(self, destination: str | None = None, since: float | None = None,

@@ -184,7 +184,7 @@ ALTER TABLE outbox ADD COLUMN source TEXT NOT NULL DEFAULT '';
 
 -- name: copy_target
 -- The first copy of an event: by its event id, or by its order for an order's event.
-SELECT id, payload, source, state = 'pending' AND (leased_until IS NULL OR leased_until <= :now)
+SELECT id, payload, source, state = 'pending'
 FROM outbox
 WHERE destination = :destination AND event_name = :event_name
   AND test_event_code = :test_event_code
@@ -204,30 +204,32 @@ VALUES (:record_id, :destination, :event_name, :event_id, :order_id, :source, :m
 SELECT record_id, destination, event_name, event_id, order_id, source, merged, added, received_at
 FROM copies WHERE record_id = :id ORDER BY id;
 
--- name: next_group
-SELECT destination, test_event_code FROM outbox
-WHERE state = 'pending' AND available_at <= :now AND (leased_until IS NULL OR leased_until <= :now)
-ORDER BY available_at LIMIT 1;
-
 -- name: release_leases
--- One process owns a SQLite file, so at start every lease is a dead process's.
+-- Leases are kept in the owning process's memory (SQLiteOutbox._leases); a file written by an
+-- older version may still hold some in this column, all of them a dead process's.
 UPDATE outbox SET leased_until = NULL WHERE state = 'pending' AND leased_until IS NOT NULL;
 
--- name: claim
-UPDATE outbox SET leased_until = :lease_until
-WHERE id IN (
-    SELECT id FROM outbox
-    WHERE state = 'pending' AND destination = :destination
-      AND test_event_code = :test_event_code AND available_at <= :now
-      AND (leased_until IS NULL OR leased_until <= :now)
-    ORDER BY id LIMIT :limit
-)
-RETURNING id, destination, event_name, event_id, event_time, payload, test_event_code, state,
-          attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at;
+-- name: due
+-- Pending events whose time has come, the longest-waiting first (the leased ones are skipped
+-- in Python: the first row not leased names the group to claim from).
+SELECT id, destination, test_event_code FROM outbox
+WHERE state = 'pending' AND available_at <= :now
+ORDER BY available_at;
+
+-- name: claimable
+SELECT id FROM outbox
+WHERE state = 'pending' AND destination = :destination AND test_event_code = :test_event_code
+  AND available_at <= :now
+ORDER BY id;
+
+-- name: claimed
+SELECT id, destination, event_name, event_id, event_time, payload, test_event_code, state,
+       attempts, created_at, available_at, last_result, order_id, inbound, sampled, finished_at
+FROM outbox WHERE id IN (SELECT value FROM json_each(:ids)) ORDER BY id;
 
 -- name: mark_sent
 -- Unsampled live events keep only their outcome; the inspector keeps the sampled ones whole.
-UPDATE outbox SET state = 'sent', finished_at = :now, leased_until = NULL, last_result = :result,
+UPDATE outbox SET state = 'sent', finished_at = :now, last_result = :result,
     inbound = CASE WHEN sampled = 1 OR test_event_code != '' THEN inbound END,
     payload = CASE WHEN sampled = 1 OR test_event_code != '' THEN payload ELSE '' END
 WHERE id IN (SELECT value FROM json_each(:ids))
@@ -236,21 +238,18 @@ RETURNING destination, event_name, test_event_code;
 -- name: mark_failed
 UPDATE outbox
 SET state = :state, attempts = attempts + 1, available_at = COALESCE(:retry_at, available_at),
-    leased_until = NULL,
     finished_at = CASE WHEN :state = 'dead' THEN :now END, last_result = :result
 WHERE id IN (SELECT value FROM json_each(:ids))
 RETURNING destination, event_name, test_event_code;
 
 -- name: replay
-UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL,
-    leased_until = NULL
+UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL
 WHERE state = 'dead'
   AND (:destination IS NULL OR destination = :destination)
   AND (:since IS NULL OR finished_at >= :since);
 
 -- name: replay_one
-UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL,
-    leased_until = NULL
+UPDATE outbox SET state = 'pending', attempts = 0, available_at = :now, finished_at = NULL
 WHERE state = 'dead' AND id = :id;
 
 -- name: find
