@@ -64,6 +64,10 @@ def run() -> dict[str, Any]:
         else:
             with fresh_database(POSTGRES_DSN, BENCH_DATABASE) as storage_url:
                 results.update(_gateway_rows(stub, "postgres", storage_url))
+            # What one more core buys: `serve --workers 2` on the same database.
+            with fresh_database(POSTGRES_DSN, BENCH_DATABASE) as storage_url:
+                results.update(_gateway_rows(stub, "postgres_2_processes", storage_url,
+                                             workers=2))
     finally:
         bare.stop()
     ceiling = results["bare_asgi_single"]["requests_per_second"]
@@ -75,9 +79,10 @@ def run() -> dict[str, Any]:
     return results
 
 
-def _gateway_rows(stub: str, prefix: str, storage_url: str | None = None) -> dict[str, Any]:
+def _gateway_rows(stub: str, prefix: str, storage_url: str | None = None,
+                  workers: int = 1) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        gateway, url = procs.gateway(Path(tmp), stub, storage_url=storage_url)
+        gateway, url = procs.gateway(Path(tmp), stub, storage_url=storage_url, workers=workers)
         try:
             return {f"{prefix}_single": wrk(url, 1), f"{prefix}_batch_100": wrk(url, 100),
                     f"{prefix}_batch_100_new_customers": wrk(url, 100, "new")}

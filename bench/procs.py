@@ -66,7 +66,8 @@ def sandbox(workdir: Path, port: int | None = None) -> tuple[Proc, str]:
 
 
 def gateway(workdir: Path, tiktok_url: str, *, extra: str = "",
-            storage_url: str | None = None, max_pending: int = 2_000_000) -> tuple[Proc, str]:
+            storage_url: str | None = None, max_pending: int = 2_000_000,
+            workers: int = 1) -> tuple[Proc, str]:
     port = free_port()
     config = workdir / "gateway.toml"
     config.write_text(f"""
@@ -94,8 +95,8 @@ access_token = "{TOKEN}"
 phone_region = "US"
 {extra}
 """)
-    proc = Proc([sys.executable, "-m", "tiktok_gateway", "serve", "--config", str(config)],
-                workdir / "gateway.log")
+    proc = Proc([sys.executable, "-m", "tiktok_gateway", "serve", "--config", str(config),
+                 "--workers", str(workers)], workdir / "gateway.log")
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/healthz")
     return proc, url

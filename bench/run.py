@@ -68,6 +68,19 @@ def _validation(v: dict[str, Any] | None) -> list[str]:
     return lines + [""]
 
 
+def _second_process(i: dict[str, Any]) -> list[str]:
+    """What `serve --workers 2` on PostgreSQL gives over one process, row by row."""
+    pairs = [(f"postgres_{row}", f"postgres_2_processes_{row}", label) for row, label in
+             (("single", "single events"), ("batch_100", "batches of 100"),
+              ("batch_100_new_customers", "batches of 100, every customer new"))]
+    ratios = [f"{label} {i[two]['events_per_second'] / i[one]['events_per_second']:.2f}×"
+              for one, two, label in pairs if one in i and two in i]
+    if not ratios:
+        return []
+    return ["Two processes on PostgreSQL against one (`serve --workers 2`, wrk and the TikTok "
+            "stand-in on the same 2 cores): " + ", ".join(ratios) + ".", ""]
+
+
 def markdown(r: dict[str, Any]) -> str:
     t, d, i, m = r["transform"], r["delivery"], r["ingest"], r["memory"]
     f, u = t["funnel"], t["unique_customers"]
@@ -141,7 +154,16 @@ def markdown(r: dict[str, Any]) -> str:
                         ("gateway_batch_100_new_customers",
                          "POST /v1/events, 100 events, every customer new"),
                         ("postgres_single", "POST /v1/events, 1 event, on PostgreSQL"),
-                        ("postgres_batch_100", "POST /v1/events, 100 events, on PostgreSQL")):
+                        ("postgres_batch_100", "POST /v1/events, 100 events, on PostgreSQL"),
+                        ("postgres_batch_100_new_customers",
+                         "POST /v1/events, 100 events, every customer new, on PostgreSQL"),
+                        ("postgres_2_processes_single",
+                         "POST /v1/events, 1 event, PostgreSQL, `serve --workers 2`"),
+                        ("postgres_2_processes_batch_100",
+                         "POST /v1/events, 100 events, PostgreSQL, `serve --workers 2`"),
+                        ("postgres_2_processes_batch_100_new_customers",
+                         "POST /v1/events, 100 events, every customer new, PostgreSQL, "
+                         "`serve --workers 2`")):
         row = i.get(name)
         if row is None:
             continue
@@ -160,7 +182,7 @@ def markdown(r: dict[str, Any]) -> str:
               "default store, SQLite, on one process; PostgreSQL is the store for several "
               "processes"
               + (f" (not measured: {i['postgres_not_measured']})" if "postgres_not_measured" in i
-                 else "") + ".", "",
+                 else "") + ".", "", *_second_process(i),
               f"## Memory and disk ({m['events']:,} events waiting while TikTok is down)", "",
               f"Peak RSS while waiting: {m['peak_rss_mb_while_waiting']} MB; while draining: "
               f"{m['peak_rss_mb_while_draining']} MB (target < 150 MB: "

@@ -149,7 +149,8 @@ def test_backup_refuses_what_it_cannot_copy_and_restore_checks_the_file(tmp_path
     junk = tmp_path / "junk.db"
     junk.write_text("not a database")
     result = run("restore", "--config", str(config), str(junk), "--yes")
-    assert result.returncode == 2 and "not a gateway store" in " ".join(result.stderr.split())  # rich wraps
+    # rich wraps the message at the terminal's width
+    assert result.returncode == 2 and "not a gateway store" in " ".join(result.stderr.split())
     assert not (tmp_path / "gateway.db").exists()
 
 

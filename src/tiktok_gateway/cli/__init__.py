@@ -202,8 +202,16 @@ def serve(
         "--init", help="Write a default config (and secrets under ./data) if none exists.")] = False,
     demo: Annotated[bool, typer.Option(
         "--demo", help="Deliver to the built-in sandbox, whatever tokens are configured.")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64,
+        help="Gateway processes sharing the port, each a whole gateway with its own "
+             "delivery.workers (PostgreSQL only: one process owns a SQLite file).")] = 1,
+    socket_fd: Annotated[int | None, typer.Option("--socket-fd", hidden=True)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", hidden=True)] = False,
 ) -> None:
     """Run the gateway: ingest API, delivery workers, health and metrics."""
+
+    import socket
 
     from ..web.app import create_app
     from ..web.server import run
@@ -219,6 +227,8 @@ def serve(
     settings = load_config(path)
     assert settings is not None
     settings = apply_server_flags(settings, host, port)
+    if workers > 1:
+        raise typer.Exit(serve_in_processes(settings, path, workers, demo=demo))
     configure_logging(json_logs=settings.server.json_logs)
     try:
         application = create_app(settings, demo=demo)
@@ -229,8 +239,9 @@ def serve(
     def announce(url: str) -> None:
         from .output import startup_banner
 
-        typer.echo(startup_banner(url, settings, demo=gateway.demo))
-        sys.stdout.flush()
+        if not quiet:
+            typer.echo(startup_banner(url, settings, demo=gateway.demo))
+            sys.stdout.flush()
 
     def reload_config() -> None:
         """SIGHUP: keys, tokens, webhook secrets and the admin login from the file again."""
@@ -249,7 +260,27 @@ def serve(
                   limit_concurrency=settings.server.limit_concurrency,
                   keep_alive=settings.server.keep_alive_seconds,
                   header_timeout=settings.server.header_timeout_seconds,
-                  on_reload=reload_config))
+                  on_reload=reload_config,
+                  sock=socket.socket(fileno=socket_fd) if socket_fd is not None else None))
+
+
+def serve_in_processes(settings: Settings, path: Path, workers: int, *, demo: bool) -> int:
+    """`serve --workers N`: bind the port once, then run N `serve` processes on it."""
+    from .processes import Supervisor, listening_socket
+
+    if not settings.storage.url.startswith("postgresql"):
+        raise fail(f"--workers {workers} needs a PostgreSQL store: one process owns a SQLite "
+                   f"file (storage.url is {settings.storage.url.split('://')[0]}://…). Run one "
+                   "process, or move the store to PostgreSQL (docs/scaling.md)")
+    host, port = settings.server.host, settings.server.port
+    try:
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = sock.getsockname()[1]
+    command = [sys.executable, "-m", "tiktok_gateway", "serve", "--config", str(path),
+               "--host", host, "--port", str(bound), *(["--demo"] if demo else [])]
+    return Supervisor(command, sock, workers).run()
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -22,13 +23,15 @@ async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], No
                 *, log_level: str = "warning", access_log: bool = False,
                 limit_concurrency: int | None = None, keep_alive: float = 5.0,
                 header_timeout: float | None = None,
-                on_reload: Callable[[], None] | None = None) -> None:
+                on_reload: Callable[[], None] | None = None,
+                sock: socket.socket | None = None) -> None:
     """Serve until SIGINT/SIGTERM; `on_start(url)` runs once the port is open (port 0 works).
 
     `limit_concurrency` bounds the connections served at once (uvicorn answers 503 past it)
     and `keep_alive` closes idle connections, so that slow or idle sockets cannot pile up;
     `header_timeout` closes a connection whose request head is not complete in time;
-    `on_reload` runs on SIGHUP, between requests (the event loop's thread)."""
+    `on_reload` runs on SIGHUP, between requests (the event loop's thread); `sock`, a
+    listening socket to accept from instead of binding `host:port` (`serve --workers`)."""
     http: Any = "auto"
     if header_timeout is not None:
         from .protocol import bounded_protocol
@@ -52,7 +55,7 @@ async def serve(app: ASGIApp, host: str, port: int, on_start: Callable[[str], No
 
     task = asyncio.create_task(announce())
     try:
-        await server.serve()
+        await server.serve(sockets=[sock] if sock is not None else None)
     finally:
         task.cancel()
 
