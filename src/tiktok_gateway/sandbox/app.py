@@ -9,7 +9,10 @@ when rate limited. It records every event it accepts for the Test Events view.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +70,9 @@ class Sandbox:
             response, code = faulted
             self.state.log_request({**log, "status": response.status_code, "code": code}, code)
             return response
-        code, message, data = self._process(await request.body(), request, request_id,
-                                            is_legacy, now, log)
+        body = await request.body()
+        with _collector_paused():
+            code, message, data = self._process(body, request, request_id, is_legacy, now, log)
         self.state.log_request({**log, "status": 200, "code": code, "message": message}, code)
         return _envelope(code, message, request_id, data)
 
@@ -255,6 +259,22 @@ def _unhashed(value: Any) -> bool:
 
 def _redact(value: Any) -> Any:
     return "[redacted: not hashed]" if _unhashed(value) else value
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cycle collection while one request is parsed, linted and recorded (synchronous
+    code: nothing else runs meanwhile). A body of 1,000 events is some 30,000 objects, each
+    allocation counting toward a collection, and every collection walks the events kept for
+    the Test Events view: a quarter of the sandbox's time went there. Collection resumes
+    after, so nothing piles up."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 def create_sandbox(tokens: dict[str, set[str]] | None = None, *, strict: bool = False,
