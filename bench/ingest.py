@@ -35,9 +35,13 @@ def wrk(url: str, batch: int, customers: str = "repeat") -> dict[str, float]:
     out = result.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    refused = int(non2xx.group(1)) if non2xx else 0
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    if refused > total / 100:  # a broken script or server: the figures would measure errors
+        raise RuntimeError(f"{refused} of {total} requests to {url} were not answered 2xx")
     return {"requests_per_second": rps, "events_per_second": round(rps * batch, 1),
             "p50_ms": _latency(out, "50%"), "p99_ms": _latency(out, "99%"),
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+            "non_2xx": refused}
 
 
 def _latency(out: str, quantile: str) -> float:

@@ -27,7 +27,8 @@ local function event(id)
       '"phone":"+1 213 %03d %04d","ip":"13.%d.%d.%d","user_agent":"wrk"},' ..
       '"properties":{"order_id":"o%d","value":25.5,"currency":"USD",' ..
       '"items":[{"item_id":"sku-1","price":25.5,"quantity":1}]}}', id, id,
-      200 + (id // 10000) % 800, id % 10000, 1 + (id // 65536) % 200, (id // 256) % 256,
+      200 + math.floor(id / 10000) % 800, id % 10000, 1 + math.floor(id / 65536) % 200,
+      math.floor(id / 256) % 256,
       id % 256, id)
   end
   return string.format(
