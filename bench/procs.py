@@ -96,7 +96,7 @@ phone_region = "US"
 {extra}
 """)
     proc = Proc([sys.executable, "-m", "tiktok_gateway", "serve", "--config", str(config),
-                 "--workers", str(workers)], workdir / "gateway.log")
+                 *(["--workers", str(workers)] if workers > 1 else [])], workdir / "gateway.log")
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/healthz")
     return proc, url
