@@ -290,6 +290,7 @@ class SQLiteOutbox:
         self.path = path
         # One owner per file: leases, pruning and the writer assume a single delivering process.
         self._lock = _own(path) if owner and path != ":memory:" else None
+        self._owner = owner
         self.dedup_window = dedup_window
         # 0 turns the long order window off: an order's event keeps the 48-hour one.
         self.order_window = order_window or dedup_window
@@ -450,6 +451,8 @@ class SQLiteOutbox:
         return [copy_record(row) for row in rows]
 
     async def claim(self, limit: int, lease: float) -> list[OutboxRecord]:
+        if not self._owner:  # its leases are in the owner's memory: only the owner delivers
+            raise OutboxError(f"only the process that owns {self.path} delivers from it")
         if time.time() - self._last_prune > PRUNE_EVERY:
             self._last_prune = time.time()
             await self._writer.run(self._prune)
