@@ -22,6 +22,7 @@ from .clock import ReferenceClock
 from .config import DestinationSettings
 from .events import Event
 from .exceptions import DropEvent, FieldError, InvalidEvent, OutboxError
+from .gcpause import collector_paused
 from .identity import MAX_REDACTED_BYTES, looks_personal, redacted
 from .mapping import PROPERTY_FIELDS, deterministic_event_id
 from .merge import BROWSER
@@ -163,22 +164,9 @@ class Ingest:
         counts = CounterBatch()
         queued: list[NewEvent] = []
         dropped: list[DroppedEvent] = []
-        for index, raw in enumerate(raws):
-            raw = _adapted(raw, index, result)
-            try:
-                new = self._route_event(raw, context, now, result, index, counts, dropped)
-            except InvalidEvent as exc:
-                result.rejected.append({"index": index,
-                                        "errors": [e.as_dict() for e in exc.errors]})
-                name, test = self._counted_name(raw), _is_test(raw, context)
-                first = exc.errors[0] if exc.errors else FieldError("body", "invalid")
-                counts.add(INGEST, name, REJECTED, test=test)
-                counts.add(INGEST, name, rejected(first.field), test=test)
-                if self._telemetry.has_room_for_dropped(context.source):
-                    dropped.append(_rejected_record(raw, name, first, test, context))
-                continue
-            result.accepted += 1
-            queued.extend(new)
+        with collector_paused():
+            for index, raw in enumerate(raws):
+                self._accept_one(raw, index, context, now, result, counts, queued, dropped)
         if queued:
             await self._store(queued, counts, result)
         else:
@@ -187,6 +175,26 @@ class Ingest:
         if dropped:
             self._telemetry.dropped(dropped)
         return result
+
+    def _accept_one(self, raw: Any, index: int, context: RequestContext, now: float,
+                    result: IngestResult, counts: CounterBatch, queued: list[NewEvent],
+                    dropped: list[DroppedEvent]) -> None:
+        """One event of a request: routed and queued, or rejected and counted."""
+        raw = _adapted(raw, index, result)
+        try:
+            new = self._route_event(raw, context, now, result, index, counts, dropped)
+        except InvalidEvent as exc:
+            result.rejected.append({"index": index,
+                                    "errors": [e.as_dict() for e in exc.errors]})
+            name, test = self._counted_name(raw), _is_test(raw, context)
+            first = exc.errors[0] if exc.errors else FieldError("body", "invalid")
+            counts.add(INGEST, name, REJECTED, test=test)
+            counts.add(INGEST, name, rejected(first.field), test=test)
+            if self._telemetry.has_room_for_dropped(context.source):
+                dropped.append(_rejected_record(raw, name, first, test, context))
+            return
+        result.accepted += 1
+        queued.extend(new)
 
     async def _store(self, queued: list[NewEvent], counts: CounterBatch,
                      result: IngestResult) -> None:

@@ -9,10 +9,7 @@ when rate limited. It records every event it accepts for the Test Events view.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from ..gcpause import collector_paused
 from ..tiktok import codes, legacy, lint, schema
 from .faults import Faults, FaultSettings
 from .state import SandboxState, mask_token, new_request_id
@@ -71,7 +69,7 @@ class Sandbox:
             self.state.log_request({**log, "status": response.status_code, "code": code}, code)
             return response
         body = await request.body()
-        with _collector_paused():
+        with collector_paused():  # a quarter of the sandbox's time went to collections
             code, message, data = self._process(body, request, request_id, is_legacy, now, log)
         self.state.log_request({**log, "status": 200, "code": code, "message": message}, code)
         return _envelope(code, message, request_id, data)
@@ -259,22 +257,6 @@ def _unhashed(value: Any) -> bool:
 
 def _redact(value: Any) -> Any:
     return "[redacted: not hashed]" if _unhashed(value) else value
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cycle collection while one request is parsed, linted and recorded (synchronous
-    code: nothing else runs meanwhile). A body of 1,000 events is some 30,000 objects, each
-    allocation counting toward a collection, and every collection walks the events kept for
-    the Test Events view: a quarter of the sandbox's time went there. Collection resumes
-    after, so nothing piles up."""
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
 
 
 def create_sandbox(tokens: dict[str, set[str]] | None = None, *, strict: bool = False,
