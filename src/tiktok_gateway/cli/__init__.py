@@ -266,9 +266,10 @@ def serve(
 
 def serve_in_processes(settings: Settings, path: Path, workers: int, *, demo: bool) -> int:
     """`serve --workers N`: bind the port once, then run N `serve` processes on it."""
+    from ..outbox import shared_by_processes
     from .processes import Supervisor, listening_socket
 
-    if not settings.storage.url.startswith(("postgresql://", "postgres://")):
+    if not shared_by_processes(settings.storage.url):
         raise fail(f"--workers {workers} needs a PostgreSQL store: one process owns a SQLite "
                    f"file (storage.url is {settings.storage.url.split('://')[0]}://…). Run one "
                    "process, or move the store to PostgreSQL (docs/scaling.md)")

@@ -501,6 +501,12 @@ def backend_module(url: str) -> Any:
         raise ConfigError(_EXTRAS.get(name, str(exc))) from exc
 
 
+def shared_by_processes(url: str) -> bool:
+    """Whether several gateway processes may use the store at once (PostgreSQL): one
+    process owns a SQLite file, and a memory store lives in one process."""
+    return BACKENDS.get(url.split("://", 1)[0]) == "postgres"
+
+
 def open_store(url: str, options: StoreOptions | None = None) -> Store:
     """Open the store a URL names."""
     store: Store = backend_module(url).open_store(url, options or StoreOptions())
@@ -519,4 +525,4 @@ __all__ = ["BACKENDS", "DEAD", "FILTERED", "FIRING", "PARTIAL_REJECTS", "PENDING
            "CopyRecord", "CounterKey", "DroppedEvent", "Leg", "LimiterFactory", "NewEvent",
            "OrderChange", "Outbox", "OutboxRecord", "OutboxStats", "Outcome", "RecordQuery",
            "RecordReader", "RequestLog", "Store", "StoreOptions", "TelemetryStore",
-           "counter_name", "migrate", "open_store", "tally"]
+           "counter_name", "migrate", "open_store", "shared_by_processes", "tally"]

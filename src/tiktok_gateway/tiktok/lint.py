@@ -354,10 +354,9 @@ def _well_hashed(value: Any) -> bool:
 
 
 def _lint_hashed_one(value: Any, path: str, out: _Collector) -> None:
+    """The finding for a value that is not `_well_hashed`."""
     if not isinstance(value, str):
         out.drop(path, "Not a valid string")
-    elif value == "" or schema.SHA256_HEX.match(value):
-        return
     elif schema.SHA256_HEX_ANY_CASE.match(value):
         out.drop(path, "SHA-256 must be lower-case hex; upper-case hex does not match")
     else:
